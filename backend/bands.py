@@ -1,0 +1,167 @@
+"""Map the bands of a user's rasters onto the bands a model expects, by name when the file names them.
+
+Sentinel-2 products come as 13 bands (L1C: B1..B12 with B8A and B10) or 12 bands (L2A: no B10, the cirrus band is
+consumed by atmospheric correction). When the bands carry descriptions (``B02``, ``B8A``, ``B4 red`` ...) they decide
+the order; otherwise the count decides, assuming the standard order of :data:`models.card.S2_L1C_BANDS`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from backend.errors import BadInputError
+
+S2_L1C_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
+S2_L2A_BANDS = tuple(band for band in S2_L1C_BANDS if band != "B10")
+
+# Reflectance given to the network for a band the input lacks. B10 (1375 nm cirrus) sits in a water-vapour
+# absorption band, so under a clear sky it is near zero: the SEN12MS-CR L1C samples have a median of 8-13 DN
+# (reflectance 0.0008-0.0013). 0.001 therefore says "no cirrus": the network falls back on the other bands to find
+# thin cloud. The filled band is used only as network input and is dropped from the output.
+MISSING_BAND_FILL = {"B10": 0.001}
+
+_S2_NAME = re.compile(r"(?<![A-Z0-9])B0?(\d{1,2}A?)(?![0-9A-Z])", re.IGNORECASE)
+_SAR_NAME = re.compile(r"(?<![A-Z])(VV|VH)(?![A-Z])", re.IGNORECASE)
+
+
+def parse_s2_band(description: str | None) -> str | None:
+    """Canonical Sentinel-2 band name in a band description ("B02" -> "B2", "b8a" -> "B8A"), or None."""
+    if not description:
+        return None
+    match = _S2_NAME.search(description)
+    if match is None:
+        return None
+    name = "B" + match.group(1).upper()
+    return name if name in S2_L1C_BANDS else None
+
+
+def parse_sar_band(description: str | None) -> str | None:
+    """``VV`` or ``VH`` when a band description names one of them, else None."""
+    if not description:
+        return None
+    match = _SAR_NAME.search(description)
+    return match.group(1).upper() if match else None
+
+
+@dataclass(frozen=True)
+class BandMap:
+    """How an optical input's bands relate to a model's bands.
+
+    Attributes:
+        input_bands: the input's band names, in file order (these are also the output's bands).
+        model_sources: for each model band, the 1-based input band it is read from, or None when it is filled
+            with :data:`MISSING_BAND_FILL`.
+        fills: for each model band, the fill reflectance (used only where ``model_sources`` is None).
+        output_sources: for each input (and output) band, the index of the model channel that restores it.
+    """
+
+    input_bands: tuple[str, ...]
+    model_sources: tuple[int | None, ...]
+    fills: tuple[float, ...]
+    output_sources: tuple[int, ...]
+
+    @property
+    def read_indexes(self) -> list[int]:
+        """1-based input bands to read, in model order, without the filled ones."""
+        return [index for index in self.model_sources if index is not None]
+
+    @property
+    def level(self) -> str:
+        """``L1C`` when the input has B10, else ``L2A``."""
+        return "L1C" if "B10" in self.input_bands else "L2A"
+
+
+def _wrong_count(count: int, algorithm: str) -> BadInputError:
+    band_word = "band" if count == 1 else "bands"
+    return BadInputError(
+        f"S2 layer has {count} {band_word}; {algorithm} needs a Sentinel-2 L1C (13 bands) or L2A (12 bands) image"
+    )
+
+
+def input_band_names(descriptions: Sequence[str | None], algorithm: str) -> tuple[str, ...]:
+    """Name the input's bands from their descriptions, or by the standard order for their count.
+
+    Raises:
+        BadInputError: the count is neither 12 nor 13, or the descriptions name a band twice.
+    """
+    count = len(descriptions)
+    if count not in (12, 13):
+        raise _wrong_count(count, algorithm)
+    parsed = [parse_s2_band(description) for description in descriptions]
+    if all(parsed):
+        names = tuple(name for name in parsed if name)
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise BadInputError(
+                f"S2 layer names band {', '.join(duplicates)} more than once in its band descriptions; "
+                "fix the descriptions or remove them to use the standard band order"
+            )
+        return names
+    return S2_L1C_BANDS if count == 13 else S2_L2A_BANDS
+
+
+def optical_band_map(
+    descriptions: Sequence[str | None], model_bands: Sequence[str], algorithm: str, model_name: str
+) -> BandMap:
+    """Build the :class:`BandMap` of an optical input for a model.
+
+    Args:
+        descriptions: the input's band descriptions, one per band (None where unset).
+        model_bands: the model card's ``optical_bands``, in network order.
+        algorithm: the method's display name for messages, e.g. ``DB-CR``.
+        model_name: the model's name for messages.
+
+    Raises:
+        BadInputError: the input's bands cannot feed this model.
+    """
+    names = input_band_names(descriptions, algorithm)
+    position = {name: index for index, name in enumerate(names)}
+    missing = [band for band in model_bands if band not in position and band not in MISSING_BAND_FILL]
+    if missing:
+        raise BadInputError(
+            f"S2 layer lacks band {', '.join(missing)}, which model {model_name} needs; "
+            "use a full Sentinel-2 L1C (13 bands) or L2A (12 bands) image"
+        )
+    unused = [name for name in names if name not in model_bands]
+    if unused:
+        raise BadInputError(
+            f"S2 layer has band {', '.join(unused)}, which model {model_name} does not restore; "
+            "pick a model trained on this product level or remove the band"
+        )
+    sources = tuple(position[band] + 1 if band in position else None for band in model_bands)
+    fills = tuple(MISSING_BAND_FILL.get(band, 0.0) for band in model_bands)
+    channel = {band: index for index, band in enumerate(model_bands)}
+    return BandMap(names, sources, fills, tuple(channel[name] for name in names))
+
+
+def sar_band_indexes(
+    descriptions: Sequence[str | None], explicit: tuple[int, int] | None, algorithm: str
+) -> tuple[tuple[int, int], str]:
+    """Choose the 1-based (VV, VH) bands of a SAR raster.
+
+    Order of precedence: ``explicit`` (the user said so), band descriptions naming VV and VH, else band 1 = VV and
+    band 2 = VH.
+
+    Returns:
+        The (VV, VH) band indexes and how they were chosen (``explicit``, ``descriptions`` or ``assumed``).
+
+    Raises:
+        BadInputError: fewer than two bands, or an explicit band that does not exist.
+    """
+    count = len(descriptions)
+    if count < 2:
+        band_word = "band" if count == 1 else "bands"
+        raise BadInputError(f"S1 layer has {count} {band_word}; {algorithm} needs VV and VH")
+    if explicit is not None:
+        for index in explicit:
+            if not 1 <= index <= count:
+                raise BadInputError(f"S1 layer has {count} bands; there is no band {index} to use as VV or VH")
+        if explicit[0] == explicit[1]:
+            raise BadInputError("VV and VH must be two different bands of the S1 layer")
+        return explicit, "explicit"
+    parsed = [parse_sar_band(description) for description in descriptions]
+    if parsed.count("VV") == 1 and parsed.count("VH") == 1:
+        return (parsed.index("VV") + 1, parsed.index("VH") + 1), "descriptions"
+    return (1, 2), "assumed"

@@ -1,0 +1,174 @@
+"""Cloud probability and cloud mask of a Sentinel-2 image: s2cloudless, plus a labelled fallback for RGB images.
+
+s2cloudless (Sentinel Hub, LightGBM) classifies single pixels of L1C top-of-atmosphere reflectance from ten bands:
+B01, B02, B04, B05, B08, B8A, B09, B10, B11, B12. Its model file ships inside the package, so nothing is downloaded.
+
+L2A input (12 bands, no B10): B10 is the cirrus band (1375 nm), which surface reflectance products drop. We feed
+the classifier a constant ``B10_FILL`` (a typical clear-sky cirrus reflectance) instead. The mask of an L2A image is
+therefore less reliable: thin cirrus goes unseen, and the classifier was trained on top-of-atmosphere, not surface,
+reflectance.
+
+Images without those bands (8-bit RGB PNGs, RGB+NIR tiles) cannot use s2cloudless; ``brightness_cloud_mask`` is a
+crude bright-and-white rule for them, to be reported as such and never as a cloud detector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from models.card import S2_L1C_BANDS, S2_L2A_BANDS
+
+if TYPE_CHECKING:
+    from s2cloudless import S2PixelCloudDetector
+
+# The bands s2cloudless reads, in its order, named as in model cards.
+S2CLOUDLESS_BANDS = ("B1", "B2", "B4", "B5", "B8", "B8A", "B9", "B10", "B11", "B12")
+# Clear-sky B10 reflectance: SEN12MS-CR clear L1C patches show about 0.0007-0.0013 (7-13 DN).
+B10_FILL = 0.001
+# s2cloudless README settings for 10 m data.
+DEFAULT_THRESHOLD = 0.4
+DEFAULT_AVERAGE_OVER = 4
+DEFAULT_DILATION = 2
+# Brightness fallback: a cloud pixel is bright (mean of RGB) and white (small spread between R, G and B).
+BRIGHTNESS_THRESHOLD = 0.5
+WHITENESS_SPREAD = 0.2
+
+
+def default_bands(band_count: int) -> tuple[str, ...]:
+    """Band names of a Sentinel-2 stack given only its band count.
+
+    Args:
+        band_count: 13 (L1C, B1..B12 with B8A and B10) or 12 (L2A, the same without B10).
+
+    Returns:
+        The band names in stack order.
+
+    Raises:
+        ValueError: for any other count, with a sentence saying what s2cloudless needs.
+    """
+    if band_count == len(S2_L1C_BANDS):
+        return S2_L1C_BANDS
+    if band_count == len(S2_L2A_BANDS):
+        return S2_L2A_BANDS
+    raise ValueError(
+        f"the image has {band_count} bands; s2cloudless needs a 13-band L1C or 12-band L2A Sentinel-2 stack "
+        "(B1..B12 with B8A)"
+    )
+
+
+def supports_s2cloudless(bands: Sequence[str]) -> bool:
+    """Whether a stack with these band names holds what s2cloudless reads (B10 may be missing)."""
+    return all(band in bands for band in S2CLOUDLESS_BANDS if band != "B10")
+
+
+def cloud_probability(reflectance: np.ndarray, bands: Sequence[str] | None = None) -> np.ndarray:
+    """Per-pixel cloud probability from s2cloudless.
+
+    Args:
+        reflectance: (C, H, W) top-of-atmosphere reflectance, 0-1 (DN / 10000). NaN counts as 0.
+        bands: the name of each of the C bands (model-card names, e.g. ``B8A``); None means the 13-band L1C or
+            12-band L2A order, chosen by C. Without B10 the constant ``B10_FILL`` stands in (less reliable mask).
+
+    Returns:
+        (H, W) float32 cloud probability, 0-1.
+    """
+    names = tuple(bands) if bands is not None else default_bands(reflectance.shape[0])
+    if len(names) != reflectance.shape[0]:
+        raise ValueError(f"{len(names)} band names given for an image of {reflectance.shape[0]} bands")
+    if not supports_s2cloudless(names):
+        missing = [band for band in S2CLOUDLESS_BANDS if band != "B10" and band not in names]
+        raise ValueError(f"s2cloudless needs bands {', '.join(missing)}, which the image lacks")
+    height, width = reflectance.shape[1:]
+    planes = [
+        reflectance[names.index(band)] if band in names else np.full((height, width), B10_FILL, np.float32)
+        for band in S2CLOUDLESS_BANDS
+    ]
+    stack = np.nan_to_num(np.stack(planes, axis=-1).astype(np.float32, copy=False))
+    return _detector().get_cloud_probability_maps(stack[np.newaxis])[0]
+
+
+def mask_from_probability(
+    probability: np.ndarray,
+    threshold: float = DEFAULT_THRESHOLD,
+    average_over: int = DEFAULT_AVERAGE_OVER,
+    dilation_size: int = DEFAULT_DILATION,
+) -> np.ndarray:
+    """Threshold a cloud probability map the way s2cloudless does.
+
+    Args:
+        probability: (H, W) cloud probability, 0-1.
+        threshold: probability above which a pixel (after averaging) is cloud.
+        average_over: radius in pixels of the disk the probability is averaged over first; 0 to skip.
+        dilation_size: radius in pixels of the disk the mask is dilated by; 0 to skip.
+
+    Returns:
+        (H, W) bool mask, True where cloudy.
+    """
+    from s2cloudless import S2PixelCloudDetector  # imported late: it pulls in sentinelhub, slow to import
+
+    # A detector built only for post-processing never loads its LightGBM model (the model is loaded lazily).
+    post = S2PixelCloudDetector(threshold=threshold, average_over=average_over, dilation_size=dilation_size)
+    return post.get_mask_from_prob(probability[np.newaxis].astype(np.float32, copy=False))[0].astype(bool)
+
+
+def cloud_mask(
+    reflectance: np.ndarray,
+    bands: Sequence[str] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    average_over: int = DEFAULT_AVERAGE_OVER,
+    dilation_size: int = DEFAULT_DILATION,
+) -> np.ndarray:
+    """s2cloudless cloud mask of one image.
+
+    Args:
+        reflectance: (C, H, W) top-of-atmosphere reflectance, 0-1.
+        bands: band names of the stack (see ``cloud_probability``); None for 13-band L1C or 12-band L2A order.
+        threshold: cloud probability threshold.
+        average_over: radius (pixels) of the averaging disk; 0 to skip.
+        dilation_size: radius (pixels) of the dilation disk; 0 to skip.
+
+    Returns:
+        (H, W) bool mask, True where cloudy.
+    """
+    probability = cloud_probability(reflectance, bands)
+    return mask_from_probability(probability, threshold, average_over, dilation_size)
+
+
+def brightness_cloud_mask(
+    rgb: np.ndarray, threshold: float = BRIGHTNESS_THRESHOLD, spread: float = WHITENESS_SPREAD
+) -> np.ndarray:
+    """Crude cloud mask for images s2cloudless cannot read: bright, nearly grey pixels.
+
+    Snow, sand and bright roofs pass as cloud and thin haze does not; report it as a brightness heuristic.
+
+    Args:
+        rgb: (3, H, W) red, green, blue scaled 0-1 (8-bit value / 255).
+        threshold: the mean of R, G and B above which a pixel may be cloud.
+        spread: the largest max-minus-min over R, G and B that still counts as white.
+
+    Returns:
+        (H, W) bool mask, True where bright and white.
+    """
+    if rgb.shape[0] != 3:
+        raise ValueError(f"the brightness mask needs 3 bands (R, G, B); got {rgb.shape[0]}")
+    bright = rgb.mean(axis=0) > threshold
+    white = (rgb.max(axis=0) - rgb.min(axis=0)) < spread
+    return np.asarray(bright & white)
+
+
+def cloud_fraction(mask: np.ndarray) -> float:
+    """Fraction of cloudy pixels in a mask, 0-1."""
+    return float(np.count_nonzero(mask)) / mask.size if mask.size else 0.0
+
+
+@lru_cache(maxsize=1)
+def _detector() -> S2PixelCloudDetector:
+    """The one classifier of this process: loading the LightGBM model takes a moment, so it is kept."""
+    from s2cloudless import S2PixelCloudDetector
+
+    # all_bands=False: we hand over the ten bands ourselves, so B10 can be filled for L2A input.
+    return S2PixelCloudDetector(all_bands=False)

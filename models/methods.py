@@ -1,0 +1,49 @@
+"""Turn a network and its card into a restorer: the one callable the backend's tiling engine runs per batch.
+
+``restore(optical, sar, origins) -> optical`` (docs/CONTRACTS.md): reflectance in, reflectance out, in the card's
+band order. The method decides how its sampler wraps the network; the tiling decides nothing about models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from models.card import ModelCard
+from models.samplers import sample_bridge
+from models.schedules import BRIDGE_TIMESTEPS, bridge_schedule
+
+Restorer = Callable[[Tensor, Tensor | None, list[tuple[int, int]]], Tensor]
+RestorerFactory = Callable[[nn.Module, ModelCard, int, int], Restorer]
+
+# Reflectance above this is cloud or glint; the DB-CR recipe clips S2 to [0, 10000] DN before scaling.
+MAX_REFLECTANCE = 1.0
+
+
+def dbcr_restorer(network: nn.Module, card: ModelCard, nfe: int, seed: int = 0) -> Restorer:
+    """The DB-CR bridge: start at the cloudy image and take ``nfe`` deterministic steps (``seed`` is unused)."""
+    del seed  # the bridge is deterministic: no noise to seed
+    schedule = card.schedule or {}
+    alphas = bridge_schedule(schedule.get("kind", "linear"), int(schedule.get("timesteps", BRIDGE_TIMESTEPS)))
+
+    def restore(optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]]) -> Tensor:
+        del origins  # deterministic: tiles need no shared noise
+        if sar is None:
+            raise ValueError("DB-CR needs a SAR image")
+        with torch.inference_mode():
+            y = optical.clamp(0.0, MAX_REFLECTANCE)
+            return sample_bridge(network, y, sar, alphas, nfe)
+
+    return restore
+
+
+RESTORERS: dict[str, RestorerFactory] = {"dbcr": dbcr_restorer}
+
+
+def make_restorer(network: nn.Module, card: ModelCard, nfe: int, seed: int = 0) -> Restorer:
+    """Build the restorer of the card's algorithm."""
+    if card.algorithm not in RESTORERS:
+        raise ValueError(f"no sampler for algorithm {card.algorithm!r}")
+    return RESTORERS[card.algorithm](network, card, nfe, seed)

@@ -1,0 +1,1 @@
+"""Training data, simulated clouds and the training loop of the shipped models."""

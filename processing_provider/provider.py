@@ -1,0 +1,46 @@
+"""The "Cloud removal" Processing provider: one algorithm per method."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .dbcr import DbcrAlgorithm
+
+ICON = Path(__file__).absolute().parent.parent / "plugin" / "icon.svg"
+
+
+class CloudRemovalProvider(QgsProcessingProvider):
+    """Lists the cloud-removal algorithms under the id ``cloudremoval``."""
+
+    ID = "cloudremoval"
+
+    def id(self) -> str:
+        """Return the provider id, the prefix of every algorithm id (``cloudremoval:dbcr``)."""
+        return self.ID
+
+    def name(self) -> str:
+        """Return the name shown in the Processing toolbox."""
+        return "Cloud removal"
+
+    def longName(self) -> str:
+        """Return the name shown in the provider list of the settings."""
+        return "Cloud removal (DB-CR, DiffCR, DE)"
+
+    def icon(self) -> QIcon:
+        """Return the provider icon."""
+        return QIcon(str(ICON))
+
+    def svgIconPath(self) -> str:
+        """Return the provider icon's file, used by the modeler."""
+        return str(ICON)
+
+    def supportedOutputRasterLayerExtensions(self) -> list[str]:
+        """The backend writes GeoTIFF only."""
+        return ["tif"]
+
+    def loadAlgorithms(self) -> None:
+        """Add one instance of each algorithm."""
+        self.addAlgorithm(DbcrAlgorithm())

@@ -1,0 +1,182 @@
+"""Runs one backend job as a subprocess and relays its JSON-line events to a Processing feedback.
+
+The backend is started as ``<backend python> -m backend run ...`` in the plugin folder through
+``QgsBlockingProcess``, which is thread safe and terminates the process when the feedback is cancelled.
+Whatever goes wrong ends in a ``QgsProcessingException`` with a sentence the user can act on, and never leaves
+a partial or stale output file behind.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import shlex
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from qgis.core import QgsBlockingProcess, QgsProcessingException, QgsProcessingFeedback
+from qgis.PyQt.QtCore import QProcess
+
+from ..backend import protocol
+from ..plugin.settings import ENV_BACKEND_PYTHON, PLUGIN_DIR, SETTINGS_BACKEND_PYTHON
+
+# QgsBlockingProcess (3.22) can set neither the working directory nor the environment, so a one-line launcher
+# does what `cd <plugin folder> && python -m backend ...` would; -E keeps QGIS's PYTHONPATH/PYTHONHOME out of the
+# backend's own environment and -u makes every event line reach us as soon as it is printed.
+_LAUNCHER = (
+    "import os, runpy, sys; folder = sys.argv.pop(1); os.chdir(folder); sys.path.insert(0, folder); "
+    "runpy.run_module('backend', run_name='__main__', alter_sys=True)"
+)
+_STDERR_KEPT = 20
+
+
+def backend_command(python: Path, arguments: Sequence[str]) -> tuple[str, list[str]]:
+    """Return the program and arguments that run ``python -m backend <arguments>`` in the plugin folder."""
+    return str(python), ["-E", "-u", "-c", _LAUNCHER, str(PLUGIN_DIR), *arguments]
+
+
+def run_backend(python: Path, arguments: Sequence[str], output: Path, feedback: QgsProcessingFeedback) -> None:
+    """Run one backend job that writes ``output`` and relay its events to ``feedback``.
+
+    Args:
+        python: the backend environment's Python executable.
+        arguments: the backend command line after ``python -m backend`` (e.g. ``run dbcr --optical ...``).
+        output: the GeoTIFF the job writes; it is removed first, and again (with its partial file) when the
+            job fails or is cancelled.
+        feedback: receives progress (0-100), log lines and errors.
+
+    Raises:
+        QgsProcessingException: the backend is missing, reported an error, failed, or the user cancelled.
+    """
+    if not (python.is_file() and os.access(python, os.X_OK)):
+        raise QgsProcessingException(_missing_backend(python))
+    _remove_outputs(output)
+    command = shlex.join([str(python), "-m", "backend", *arguments])
+    feedback.pushCommandInfo(f"cd {shlex.quote(str(PLUGIN_DIR))} && {command}")
+
+    events = EventRelay(feedback)
+    stderr = OutputLines(feedback.pushConsoleInfo)
+    process = QgsBlockingProcess(*backend_command(python, arguments))
+    process.setStdOutHandler(events.feed)
+    process.setStdErrHandler(stderr.feed)
+    exit_code = process.run(feedback) if not feedback.isCanceled() else protocol.EXIT_CANCELLED
+    events.close()
+    stderr.close()
+
+    try:
+        if feedback.isCanceled() or exit_code == protocol.EXIT_CANCELLED:
+            raise QgsProcessingException("Cancelled: the backend was stopped and no output was written.")
+        if process.processError() == QProcess.ProcessError.FailedToStart:
+            raise QgsProcessingException(_missing_backend(python))
+        if events.error is not None:
+            raise QgsProcessingException(str(events.error.get("message") or "The backend reported an error."))
+        if process.exitStatus() == QProcess.ExitStatus.CrashExit:
+            raise QgsProcessingException(
+                "The backend process was killed before it finished (often the system running out of memory). "
+                "Try a smaller tile size, close other programs, and run again."
+            )
+        if exit_code != protocol.EXIT_OK:
+            raise QgsProcessingException(_failure(python, exit_code, stderr.last))
+        if not output.is_file():
+            raise QgsProcessingException(f"The backend finished but wrote no output at {output}.")
+    except QgsProcessingException:
+        _remove_outputs(output)
+        raise
+
+
+class OutputLines:
+    """Decodes a byte stream that arrives in arbitrary chunks into lines, keeping the last few."""
+
+    def __init__(self, on_line: Callable[[str], object]) -> None:
+        """Call ``on_line`` with every complete, non-empty line."""
+        self._on_line = on_line
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._lines = protocol.LineBuffer()
+        self.last: deque[str] = deque(maxlen=_STDERR_KEPT)
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Add one chunk (QgsBlockingProcess hands a QByteArray) and handle the lines it completes."""
+        for line in self._lines.feed(self._decoder.decode(bytes(chunk))):
+            self._line(line)
+
+    def close(self) -> None:
+        """Handle what is left once the stream has ended."""
+        for line in self._lines.feed(self._decoder.decode(b"", final=True)) + self._lines.flush():
+            self._line(line)
+
+    def _line(self, line: str) -> None:
+        line = line.rstrip("\r")
+        if line.strip():
+            self.last.append(line)
+            self._on_line(line)
+
+
+class EventRelay(OutputLines):
+    """Turns the backend's stdout, one JSON event per line, into feedback calls."""
+
+    def __init__(self, feedback: QgsProcessingFeedback) -> None:
+        """Relay to ``feedback``; remember the ``error`` event, if any."""
+        super().__init__(self._handle)
+        self._feedback = feedback
+        self.error: protocol.Event | None = None
+
+    def _handle(self, line: str) -> None:
+        event = protocol.decode_event(line)
+        feedback = self._feedback
+        if event is None:
+            feedback.pushConsoleInfo(line)
+        elif event.kind == "progress":
+            total = event.get("total") or 0
+            if total:
+                feedback.setProgress(100.0 * float(event.get("done", 0)) / float(total))
+        elif event.kind == "log":
+            level, message = str(event.get("level", "info")), str(event.get("message", ""))
+            if level == "debug":
+                feedback.pushDebugInfo(message)
+            elif level == "warning":
+                feedback.pushWarning(message)
+            elif level == "error":
+                feedback.reportError(message, False)
+            else:
+                feedback.pushInfo(message)
+        elif event.kind == "error":
+            self.error = event  # run_backend raises it as the run's one error message
+        elif event.kind == "cancelled":
+            feedback.pushInfo("The backend stopped and removed its partial output.")
+        else:  # started, finished: what the backend chose and measured (tiles, device, timings)
+            details = ", ".join(f"{key}: {value}" for key, value in event.data.items())
+            feedback.pushInfo(f"Backend {event.kind}" + (f" ({details})" if details else "."))
+
+
+def _remove_outputs(output: Path) -> None:
+    """Remove the output and its partial file, so a failed run never leaves a file that looks like a result."""
+    for path in (output, Path(protocol.partial_path(str(output)))):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise QgsProcessingException(f"Cannot remove {path}: {error.strerror}. Close programs using it.") from None
+
+
+def _missing_backend(python: Path) -> str:
+    return (
+        f"The cloud-removal backend is not set up: there is no Python at {python}. Run `make` once in the plugin "
+        f"folder ({PLUGIN_DIR}) to create it, or point the plugin to an existing backend environment with the "
+        f"{ENV_BACKEND_PYTHON} environment variable or the QGIS setting {SETTINGS_BACKEND_PYTHON}."
+    )
+
+
+def _failure(python: Path, exit_code: int, stderr: deque[str]) -> str:
+    missing = next((line for line in reversed(stderr) if "No module named" in line), None)
+    if missing is not None:
+        return (
+            f"The backend environment at {python} is incomplete ({missing.split(':', 1)[-1].strip()}). "
+            f"Repair it with `make` in the plugin folder ({PLUGIN_DIR})."
+        )
+    last = stderr[-1] if stderr else "no message"
+    return (
+        f"The backend failed with an internal error (exit code {exit_code}): {last}. "
+        "The log above has the details; please report them with the plugin's issue tracker."
+    )
