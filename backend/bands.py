@@ -1,8 +1,10 @@
 """Map the bands of a user's rasters onto the bands a model expects, by name when the file names them.
 
 Sentinel-2 products come as 13 bands (L1C: B1..B12 with B8A and B10) or 12 bands (L2A: no B10, the cirrus band is
-consumed by atmospheric correction). When the bands carry descriptions (``B02``, ``B8A``, ``B4 red`` ...) they decide
-the order; otherwise the count decides, assuming the standard order of :data:`models.card.S2_L1C_BANDS`.
+consumed by atmospheric correction). When every band carries a description naming it (``B02``, ``B8A``, ``B4 red``
+...) the descriptions decide, whatever the count; otherwise the count decides, assuming the standard order of
+:data:`S2_L1C_BANDS` (13) or :data:`S2_L2A_BANDS` (12). A model band the input lacks is an error, except B10, which
+is filled (see :data:`MISSING_BAND_FILL`); an input band the model does not restore is left out of the output.
 """
 
 from __future__ import annotations
@@ -12,16 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backend.errors import BadInputError
+from models.card import MISSING_BAND_FILL, S2_L1C_BANDS, S2_L2A_BANDS
 
-S2_L1C_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
-S2_L2A_BANDS = tuple(band for band in S2_L1C_BANDS if band != "B10")
-
-# Reflectance given to the network for a band the input lacks. B10 (1375 nm cirrus) sits in a water-vapour
-# absorption band, so under a clear sky it is near zero: the SEN12MS-CR L1C samples have a median of 8-13 DN
-# (reflectance 0.0008-0.0013). 0.001 therefore says "no cirrus": the network falls back on the other bands to find
-# thin cloud. The filled band is used only as network input and is dropped from the output.
-MISSING_BAND_FILL = {"B10": 0.001}
-
+# The filled B10 (see models.card) is used only as network input and is dropped from the output.
 _S2_NAME = re.compile(r"(?<![A-Z0-9])B0?(\d{1,2}A?)(?![0-9A-Z])", re.IGNORECASE)
 _SAR_NAME = re.compile(r"(?<![A-Z])(VV|VH)(?![A-Z])", re.IGNORECASE)
 
@@ -50,17 +45,24 @@ class BandMap:
     """How an optical input's bands relate to a model's bands.
 
     Attributes:
-        input_bands: the input's band names, in file order (these are also the output's bands).
+        input_bands: the input's band names, in file order.
         model_sources: for each model band, the 1-based input band it is read from, or None when it is filled
             with :data:`MISSING_BAND_FILL`.
         fills: for each model band, the fill reflectance (used only where ``model_sources`` is None).
-        output_sources: for each input (and output) band, the index of the model channel that restores it.
+        output_bands: the output's bands: the input's, in file order, less those the model does not restore.
+        output_sources: for each output band, the index of the model channel that restores it.
     """
 
     input_bands: tuple[str, ...]
     model_sources: tuple[int | None, ...]
     fills: tuple[float, ...]
+    output_bands: tuple[str, ...]
     output_sources: tuple[int, ...]
+
+    @property
+    def dropped(self) -> tuple[str, ...]:
+        """Input bands the model does not restore (left out of the output)."""
+        return tuple(band for band in self.input_bands if band not in self.output_bands)
 
     @property
     def read_indexes(self) -> list[int]:
@@ -84,13 +86,12 @@ def input_band_names(descriptions: Sequence[str | None], algorithm: str) -> tupl
     """Name the input's bands from their descriptions, or by the standard order for their count.
 
     Raises:
-        BadInputError: the count is neither 12 nor 13, or the descriptions name a band twice.
+        BadInputError: the descriptions do not name every band and the count is neither 12 nor 13, or the
+            descriptions name a band twice.
     """
     count = len(descriptions)
-    if count not in (12, 13):
-        raise _wrong_count(count, algorithm)
     parsed = [parse_s2_band(description) for description in descriptions]
-    if all(parsed):
+    if count and all(parsed):
         names = tuple(name for name in parsed if name)
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -99,6 +100,8 @@ def input_band_names(descriptions: Sequence[str | None], algorithm: str) -> tupl
                 "fix the descriptions or remove them to use the standard band order"
             )
         return names
+    if count not in (12, 13):
+        raise _wrong_count(count, algorithm)
     return S2_L1C_BANDS if count == 13 else S2_L2A_BANDS
 
 
@@ -124,16 +127,12 @@ def optical_band_map(
             f"S2 layer lacks band {', '.join(missing)}, which model {model_name} needs; "
             "use a full Sentinel-2 L1C (13 bands) or L2A (12 bands) image"
         )
-    unused = [name for name in names if name not in model_bands]
-    if unused:
-        raise BadInputError(
-            f"S2 layer has band {', '.join(unused)}, which model {model_name} does not restore; "
-            "pick a model trained on this product level or remove the band"
-        )
     sources = tuple(position[band] + 1 if band in position else None for band in model_bands)
     fills = tuple(MISSING_BAND_FILL.get(band, 0.0) for band in model_bands)
     channel = {band: index for index, band in enumerate(model_bands)}
-    return BandMap(names, sources, fills, tuple(channel[name] for name in names))
+    # Bands the model does not restore (B10 for an L2A model, say) cannot be written: they are left out.
+    kept = tuple(name for name in names if name in channel)
+    return BandMap(names, sources, fills, kept, tuple(channel[name] for name in kept))
 
 
 def sar_band_indexes(

@@ -27,6 +27,17 @@ EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
 
 EVENT_KINDS = ("started", "progress", "log", "finished", "error", "cancelled")
+# The ``code`` of an ``error`` event (backend/errors.py): the plugin may act on it; the message is for the user.
+ERROR_CODES = (
+    "bad_input",  # an input raster or a parameter cannot be used as given
+    "no_overlap",  # S1 and S2 share no ground
+    "unreadable_file",  # a file is missing or GDAL cannot read it
+    "output",  # the output cannot be written
+    "model",  # the model cannot be found or loaded, or does not fit the job
+    "device",  # the requested device (CUDA) is not available
+    "out_of_memory",  # lower the batch or tile size
+    "internal",  # a bug: exit code 1, traceback on stderr
+)
 
 
 @dataclass(frozen=True)

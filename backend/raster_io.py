@@ -13,9 +13,9 @@ a hole does not read as a black object; invalid pixels are written back as nodat
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import rasterio
@@ -28,6 +28,8 @@ from rasterio.windows import Window
 
 from backend.bands import BandMap, optical_band_map
 from backend.errors import BadInputError, UnreadableFileError
+
+log = logging.getLogger(__name__)
 
 # DN added by Sentinel-2 processing baseline 04.00 and later (the product metadata's offset is -1000).
 BASELINE_04_OFFSET_DN = 1000.0
@@ -113,6 +115,10 @@ class OpticalSource:
         except BaseException:
             self.dataset.close()
             raise
+        if self.band_map.dropped:
+            log.warning(
+                "Model %s does not restore band %s; the output leaves it out", model, ", ".join(self.band_map.dropped)
+            )
         self.grid = Grid(self.dataset.crs, self.dataset.transform, self.dataset.width, self.dataset.height)
         self.nodata: float | None = self.dataset.nodata
         flags = self.dataset.mask_flag_enums[0]
@@ -160,25 +166,15 @@ class OpticalSource:
             read_slot += 1
         return reflectance, valid
 
-    def output_profile(self) -> dict[str, Any]:
-        """Grid, data type, nodata and band names of the output (the input's)."""
-        return {
-            "grid": self.grid,
-            "dtype": self.dtype,
-            "nodata": self.nodata,
-            "band_names": self.band_map.input_bands,
-            "write_mask": self.has_mask,
-        }
-
     def encode(self, reflectance: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Turn restored reflectance back into the input's bands, data type and scale.
+        """Turn restored reflectance back into the input's bands (those restored), data type and scale.
 
         Args:
             reflectance: float32 (len(model bands), h, w) in model band order.
             valid: bool (h, w); False pixels become nodata.
 
         Returns:
-            (input bands, h, w) array of the input's dtype: DN = reflectance x scale + offset, rounded and clipped
+            (output bands, h, w) array of the input's dtype: DN = reflectance x scale + offset, rounded and clipped
             to the dtype's range.
         """
         values = reflectance[list(self.band_map.output_sources)] * np.float32(self.scale) + np.float32(self.offset)

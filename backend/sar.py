@@ -99,7 +99,7 @@ class SarSource:
         self.dataset = open_raster(path, "S1")
         try:
             self.bands = self._choose_bands(card_bands, explicit_bands, algorithm)
-            self._ranges = [tuple(db_ranges[band]) for band in card_bands]
+            self._ranges = [(float(db_ranges[band][0]), float(db_ranges[band][1])) for band in card_bands]
             self._check_georeferencing(path, grid)
             self.vrt = self._warp(grid, Resampling.bilinear, grid.transform, grid.width, grid.height)
             sample = self._coarse_sample(grid)
@@ -123,9 +123,7 @@ class SarSource:
                 SAR_FILL,
             )
 
-    def _choose_bands(
-        self, card_bands: Sequence[str], explicit: tuple[int, int] | None, algorithm: str
-    ) -> list[int]:
+    def _choose_bands(self, card_bands: Sequence[str], explicit: tuple[int, int] | None, algorithm: str) -> list[int]:
         (vv, vh), how = sar_band_indexes(self.dataset.descriptions, explicit, algorithm)
         dtype = np.dtype(self.dataset.dtypes[vv - 1])
         if not np.issubdtype(dtype, np.floating):
@@ -195,7 +193,7 @@ class SarSource:
     def _coarse_sample(self, grid: Grid) -> np.ndarray:
         factor = max(1.0, max(grid.width, grid.height) / _COARSE_CELLS)
         width, height = max(1, math.ceil(grid.width / factor)), max(1, math.ceil(grid.height / factor))
-        transform = grid.transform * Affine.scale(grid.width / width, grid.height / height)
+        transform = grid.transform @ Affine.scale(grid.width / width, grid.height / height)
         with self._warp(grid, Resampling.nearest, transform, width, height) as coarse:
             return coarse.read(self.bands).astype(np.float32)
 

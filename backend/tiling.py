@@ -86,9 +86,7 @@ def tile_grid(height: int, width: int, size: int, overlap: int) -> list[list[Til
     """All tiles of a ``height`` x ``width`` raster, grouped by rows of tiles, top to bottom, left to right."""
     tile_h, tile_w = min(size, height), min(size, width)
     cols = tile_starts(width, size, overlap)
-    return [
-        [Tile(row, col, tile_h, tile_w, size) for col in cols] for row in tile_starts(height, size, overlap)
-    ]
+    return [[Tile(row, col, tile_h, tile_w, size) for col in cols] for row in tile_starts(height, size, overlap)]
 
 
 def count_tiles(height: int, width: int, size: int, overlap: int) -> int:
@@ -136,5 +134,6 @@ def pad_to_tile(array: np.ndarray, size: int) -> np.ndarray:
     if height == size and width == size:
         return array
     pad = [(0, 0)] * (array.ndim - 2) + [(0, size - height), (0, size - width)]
-    mode = "reflect" if min(height, width) > 1 else "edge"
-    return np.pad(array, pad, mode=mode)
+    if min(height, width) > 1:
+        return np.pad(array, pad, mode="reflect")
+    return np.pad(array, pad, mode="edge")

@@ -20,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", default="lite", help="network config: lite or paper (default lite)")
     parser.add_argument("--name", default=None, help="model name (default: <algorithm>-<config>)")
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT, help="the shared data folder")
-    parser.add_argument("--out", type=Path, default=None, help="weights file (default models/weights/<name>.safetensors)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="weights file (default models/weights/<name>.safetensors)"
+    )
     parser.add_argument("--run-dir", type=Path, default=None, help="checkpoints and log (default runs/<name>)")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=8)

@@ -22,8 +22,9 @@ CARD_KEY = "model_card"
 S2_L1C_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
 S2_L2A_BANDS = tuple(band for band in S2_L1C_BANDS if band != "B10")
 S1_BANDS = ("VV", "VH")
-# L2A products have no cirrus band B10; networks trained on L1C see this typical clear-sky B10 reflectance
-# instead (SEN12MS-CR L1C scenes average 10-20 DN), and the band is dropped again on output.
+# L2A products have no cirrus band B10 (atmospheric correction consumes it). Networks trained on L1C see this
+# clear-sky value instead: B10 sits in a water-vapour absorption band, so without cirrus it is near zero (the
+# SEN12MS-CR L1C samples have a median of 8-20 DN). The band is dropped again on output.
 MISSING_BAND_FILL = {"B10": 0.0015}
 # dB ranges that map SAR backscatter onto [0, 1] (DB-CR paper, Sec. IV-A; DSen2-CR).
 S1_DB_RANGES = {"VV": (-25.0, 0.0), "VH": (-32.5, 0.0)}

@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.card import S2_L1C_BANDS, S2_L2A_BANDS
+from models.card import MISSING_BAND_FILL, S2_L1C_BANDS, S2_L2A_BANDS
 
 if TYPE_CHECKING:
     from s2cloudless import S2PixelCloudDetector
 
 # The bands s2cloudless reads, in its order, named as in model cards.
 S2CLOUDLESS_BANDS = ("B1", "B2", "B4", "B5", "B8", "B8A", "B9", "B10", "B11", "B12")
-# Clear-sky B10 reflectance: SEN12MS-CR clear L1C patches show about 0.0007-0.0013 (7-13 DN).
-B10_FILL = 0.001
+# L2A has no B10: the same clear-sky value the networks see (models.card.MISSING_BAND_FILL).
+B10_FILL = MISSING_BAND_FILL["B10"]
 # s2cloudless README settings for 10 m data.
 DEFAULT_THRESHOLD = 0.4
 DEFAULT_AVERAGE_OVER = 4
@@ -108,11 +108,19 @@ def mask_from_probability(
     Returns:
         (H, W) bool mask, True where cloudy.
     """
-    from s2cloudless import S2PixelCloudDetector  # imported late: it pulls in sentinelhub, slow to import
+    # The same steps as S2PixelCloudDetector.get_mask_from_prob, done here because that method hands cv2.dilate an
+    # int8 mask (unsupported) whenever averaging is switched off. Imported late: s2cloudless pulls in sentinelhub.
+    import cv2
+    from s2cloudless.utils import cv2_disk
 
-    # A detector built only for post-processing never loads its LightGBM model (the model is loaded lazily).
-    post = S2PixelCloudDetector(threshold=threshold, average_over=average_over, dilation_size=dilation_size)
-    return post.get_mask_from_prob(probability[np.newaxis].astype(np.float32, copy=False))[0].astype(bool)
+    averaged: np.ndarray = probability.astype(np.float32)
+    if average_over > 0:
+        disk = cv2_disk(average_over).astype(np.float32)
+        averaged = cv2.filter2D(averaged, -1, disk / disk.sum(), borderType=cv2.BORDER_REFLECT)
+    mask: np.ndarray = (averaged > threshold).astype(np.uint8)
+    if dilation_size > 0:
+        mask = cv2.dilate(mask, cv2_disk(dilation_size))
+    return np.asarray(mask, dtype=bool)
 
 
 def cloud_mask(

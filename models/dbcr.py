@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.nafnet import BlockStack, TimeEmbedding
@@ -43,7 +43,8 @@ class DBCRConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DBCRConfig:
         """Rebuild a config from its JSON form (lists become tuples)."""
-        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
+        fields: dict[str, Any] = {key: tuple(v) if isinstance(v, list) else v for key, v in values.items()}
+        return cls(**fields)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form stored in a model card."""

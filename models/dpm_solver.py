@@ -21,8 +21,8 @@ import torch
 Denoiser = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
 """``denoise(x_t, t, cond) -> x0_hat``: x_t (B, C, H, W), t (B,) continuous time, cond anything the adapter needs."""
 
-StepCallback = Callable[[int, int, torch.Tensor], None]
-"""``callback(done, total, x)`` after each model evaluation (progress and cancellation)."""
+StepCallback = Callable[[int, int], None]
+"""``callback(done, total)`` after each network evaluation (progress; raise to cancel), as ``models.samplers``."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class DiscreteVPSchedule:
         return int(self.t_array.shape[0])
 
     def log_alpha(self, t: torch.Tensor) -> torch.Tensor:
-        """log α(t) = log √ᾱ(t), piecewise linear in t between the discrete steps (extrapolated at the ends)."""
+        """Log α(t) = log √ᾱ(t), piecewise linear in t between the discrete steps (extrapolated at the ends)."""
         xp = self.t_array.to(t.device)
         yp = self.log_alpha_array.to(t.device)
         k = torch.clamp(torch.searchsorted(xp, t.contiguous(), right=True) - 1, 0, xp.shape[0] - 2)
@@ -146,7 +146,9 @@ def _second_order(
     phi_1 = torch.expm1(-h)
     alpha_t = schedule.alpha(t)
     return (
-        (schedule.sigma(t) / schedule.sigma(t_prev[1])) * x - (alpha_t * phi_1) * x0_prev[1] - 0.5 * (alpha_t * phi_1) * d1
+        (schedule.sigma(t) / schedule.sigma(t_prev[1])) * x
+        - (alpha_t * phi_1) * x0_prev[1]
+        - 0.5 * (alpha_t * phi_1) * d1
     )
 
 
@@ -175,7 +177,7 @@ def sample_dpm_solver(
         denoise_to_zero: finish with one more x0 prediction at t = 1/N (official: True).
         lower_order_final: use first order for the last step when steps < 10 (official: True).
         correct_x0: applied to every x0 prediction (official: dynamic thresholding); None for none.
-        callback: called after each evaluation with (done, nfe, current x).
+        callback: called after each evaluation with (done, nfe).
 
     Returns:
         (B, C, H, W) the sample, in the denoiser's data range.
@@ -202,7 +204,7 @@ def sample_dpm_solver(
             x0 = correct_x0(x0)
         done += 1
         if callback is not None:
-            callback(done, nfe, x)
+            callback(done, nfe)
         return x0
 
     x = x_start

@@ -39,7 +39,19 @@ def dbcr_restorer(network: nn.Module, card: ModelCard, nfe: int, seed: int = 0) 
     return restore
 
 
-RESTORERS: dict[str, RestorerFactory] = {"dbcr": dbcr_restorer}
+def _diffcr(network: nn.Module, card: ModelCard, nfe: int, seed: int = 0) -> Restorer:
+    from models.diffusion_restorers import diffcr_restorer
+
+    return diffcr_restorer(network, card, nfe, seed)
+
+
+def _de(network: nn.Module, card: ModelCard, nfe: int, seed: int = 0) -> Restorer:
+    from models.diffusion_restorers import de_restorer
+
+    return de_restorer(network, card, nfe, seed)
+
+
+RESTORERS: dict[str, RestorerFactory] = {"dbcr": dbcr_restorer, "diffcr": _diffcr, "de": _de}
 
 
 def make_restorer(network: nn.Module, card: ModelCard, nfe: int, seed: int = 0) -> Restorer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,18 +12,27 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from models import dbcr
+from models import dbcr, de, de_reference, diffcr
 from models.card import ModelCard, read_card, read_weights
+from models.step_inputs import STEP_INPUTS
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 NetworkBuilder = Callable[[dict[str, Any]], nn.Module]
 # algorithm -> builds its network from the config stored in a card
-BUILDERS: dict[str, NetworkBuilder] = {"dbcr": lambda config: dbcr.DBCRNet(dbcr.DBCRConfig.from_dict(config))}
+BUILDERS: dict[str, NetworkBuilder] = {
+    "dbcr": lambda config: dbcr.DBCRNet(dbcr.DBCRConfig.from_dict(config)),
+    "diffcr": diffcr.build,
+    "de": de.build,
+    "de-reference": de_reference.build,
+}
 # bare configs, for counting and for training from scratch: name -> (algorithm, config)
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "dbcr-paper": ("dbcr", dbcr.PAPER.to_dict()),
     "dbcr-lite": ("dbcr", dbcr.LITE.to_dict()),
+    "diffcr-paper": ("diffcr", dataclasses.asdict(diffcr.DiffCRConfig.paper())),
+    "de-paper": ("de", dataclasses.asdict(de.DEConfig.paper())),
+    "de-reference-paper": ("de-reference", dataclasses.asdict(de_reference.DEReferenceConfig())),
 }
 # the model each algorithm uses when the user names none
 DEFAULT_MODELS = {"dbcr": "dbcr-lite"}
@@ -92,33 +102,25 @@ def count_params(network: nn.Module) -> int:
     return sum(p.numel() for p in network.parameters())
 
 
-def count_gmacs(network: nn.Module, card_or_config: ModelCard | dict[str, Any], tile: int = 256) -> float:
-    """Multiply-accumulates (10^9) of one forward pass on a tile x tile input, from torch's FLOP counter."""
-    config = card_or_config.config if isinstance(card_or_config, ModelCard) else card_or_config
-    example = EXAMPLE_INPUTS[_algorithm_of(network)](config, tile)
+def count_gmacs(algorithm: str, network: nn.Module, config: dict[str, Any], tile: int = 256) -> float:
+    """Multiply-accumulates (10^9) of one forward pass on a tile x tile input, from torch's FLOP counter.
+
+    ``network`` may live on the meta device: counting needs shapes, not values, and then costs no arithmetic.
+    """
+    device = next(network.parameters()).device
+    inputs, _, _ = STEP_INPUTS[algorithm](config, 1, tile)
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
-        network(*example)
+        network(*(x.to(device) for x in inputs))
     return counter.get_total_flops() / 2e9
 
 
-def _algorithm_of(network: nn.Module) -> str:
-    for algorithm, example_types in NETWORK_TYPES.items():
-        if isinstance(network, example_types):
-            return algorithm
-    raise ModelNotFoundError(f"no example inputs for {type(network).__name__}")
-
-
-def _dbcr_example(config: dict[str, Any], tile: int) -> tuple[torch.Tensor, ...]:
-    return (
-        torch.zeros(1, config["optical_channels"], tile, tile),
-        torch.full((1,), 1000.0),
-        torch.zeros(1, config["sar_channels"], tile, tile),
-    )
-
-
-EXAMPLE_INPUTS: dict[str, Callable[[dict[str, Any], int], tuple[torch.Tensor, ...]]] = {"dbcr": _dbcr_example}
-NETWORK_TYPES: dict[str, type | tuple[type, ...]] = {"dbcr": dbcr.DBCRNet}
+def _info(name: str, algorithm: str, config: dict[str, Any], path: Path | None) -> ModelInfo:
+    with torch.device("meta"):
+        network = build_network(algorithm, config)
+    gmacs = count_gmacs(algorithm, network, config)
+    kind = "config" if path is None else "weights"
+    return ModelInfo(name, algorithm, kind, count_params(network), gmacs, None if path is None else str(path))
 
 
 def list_models() -> list[ModelInfo]:
@@ -126,9 +128,6 @@ def list_models() -> list[ModelInfo]:
     rows = []
     for name, path in shipped_models().items():
         card = read_card(path)
-        network = build_network(card.algorithm, card.config)
-        rows.append(ModelInfo(name, card.algorithm, "weights", count_params(network), count_gmacs(network, card), str(path)))
-    for name, (algorithm, config) in CONFIGS.items():
-        network = build_network(algorithm, config)
-        rows.append(ModelInfo(name, algorithm, "config", count_params(network), count_gmacs(network, config), None))
+        rows.append(_info(name, card.algorithm, card.config, path))
+    rows += [_info(name, algorithm, config, None) for name, (algorithm, config) in CONFIGS.items()]
     return rows

@@ -7,6 +7,7 @@ test double).
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -47,7 +48,7 @@ def sample_bridge(
     timesteps = len(alphas) - 1
     steps = uniform_timesteps(nfe, timesteps)
     x = y
-    for index, (t, t_prev) in enumerate(zip(steps[:-1], steps[1:])):
+    for index, (t, t_prev) in enumerate(pairwise(steps)):
         t_batch = torch.full((y.shape[0],), float(t), device=y.device, dtype=y.dtype)
         x0_hat = denoise(x, t_batch, cond)
         ratio = float(alphas[t_prev] / alphas[t])

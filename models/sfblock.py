@@ -7,7 +7,7 @@ cost grows linearly with the number of pixels and a 256² tile stays cheap.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.nafnet import LayerNorm2d

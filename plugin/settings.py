@@ -11,7 +11,7 @@ from pathlib import Path
 
 from qgis.core import QgsSettings
 
-PLUGIN_DIR = Path(__file__).absolute().parent.parent
+PLUGIN_DIR = Path(__file__).resolve().parent.parent
 """The plugin folder (the repository root); the backend runs with it as working directory."""
 
 ENV_BACKEND_PYTHON = "CLOUD_REMOVAL_PYTHON"

@@ -44,7 +44,6 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
 
     DEVICES = (("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "GPU (CUDA)"))
     MAX_NFE = 50
-    DEFAULT_OVERLAP = 32
 
     BACKEND_ALGORITHM = ""
     USES_SAR = True
@@ -85,7 +84,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         )
         self._add_advanced(
             QgsProcessingParameterNumber(
-                self.OVERLAP, "Tile overlap in pixels (blended seams)", INTEGER, self.DEFAULT_OVERLAP, False, 0, 4096
+                self.OVERLAP, "Tile overlap in pixels (empty: a quarter of the tile)", INTEGER, None, True, 0, 4096
             )
         )
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Cloud-free image"))
@@ -123,7 +122,8 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context)
         if tile_size > 0:
             arguments += ["--tile-size", str(tile_size)]
-        arguments += ["--overlap", str(self.parameterAsInt(parameters, self.OVERLAP, context))]
+        if parameters.get(self.OVERLAP) not in (None, ""):
+            arguments += ["--overlap", str(self.parameterAsInt(parameters, self.OVERLAP, context))]
         return [*arguments, "--output", str(output), "--events"]
 
 

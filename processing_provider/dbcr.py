@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .base import CloudRemovalAlgorithm
 
-HELP = """<p>Reconstructs the ground under clouds and cloud shadows in a Sentinel-2 image, using a Sentinel-1
+# QGIS turns every newline of a help string into a line break, so the HTML is joined into one line.
+_HELP_HTML = """<p>Reconstructs the ground under clouds and cloud shadows in a Sentinel-2 image, using a Sentinel-1
 radar image of the same place (radar sees through clouds). The result is a GeoTIFF on the Sentinel-2 image's grid
 (CRS, pixel size, extent), with the same bands, data type, scale and nodata as the input.</p>
 
@@ -33,6 +34,7 @@ it). Cancel stops it and leaves no output file.</p>
 <p>Method: Hu et al., "Multimodal Diffusion Bridge with Attention-Based SAR Fusion for Satellite Image Cloud
 Removal", IEEE Transactions on Geoscience and Remote Sensing, 2025 (arXiv:2504.03607).</p>
 """
+HELP = " ".join(_HELP_HTML.split())
 
 
 class DbcrAlgorithm(CloudRemovalAlgorithm):

@@ -14,6 +14,7 @@ import shlex
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from qgis.core import QgsBlockingProcess, QgsProcessingException, QgsProcessingFeedback
 from qgis.PyQt.QtCore import QProcess
@@ -31,9 +32,9 @@ _LAUNCHER = (
 _STDERR_KEPT = 20
 
 
-def backend_command(python: Path, arguments: Sequence[str]) -> tuple[str, list[str]]:
-    """Return the program and arguments that run ``python -m backend <arguments>`` in the plugin folder."""
-    return str(python), ["-E", "-u", "-c", _LAUNCHER, str(PLUGIN_DIR), *arguments]
+def backend_command(python: Path, arguments: Sequence[str], folder: Path = PLUGIN_DIR) -> tuple[str, list[str]]:
+    """Return the program and arguments that run ``python -m backend <arguments>`` in ``folder``."""
+    return str(python), ["-E", "-u", "-c", _LAUNCHER, str(folder), *arguments]
 
 
 def run_backend(python: Path, arguments: Sequence[str], output: Path, feedback: QgsProcessingFeedback) -> None:
@@ -57,12 +58,16 @@ def run_backend(python: Path, arguments: Sequence[str], output: Path, feedback: 
 
     events = EventRelay(feedback)
     stderr = OutputLines(feedback.pushConsoleInfo)
+    # QGIS keeps only a borrowed pointer to each handler: hold the bound methods until the process has ended,
+    # or the first chunk calls a freed object and QGIS crashes.
+    on_stdout, on_stderr = events.feed, stderr.feed
     process = QgsBlockingProcess(*backend_command(python, arguments))
-    process.setStdOutHandler(events.feed)
-    process.setStdErrHandler(stderr.feed)
+    process.setStdOutHandler(on_stdout)
+    process.setStdErrHandler(on_stderr)
     exit_code = process.run(feedback) if not feedback.isCanceled() else protocol.EXIT_CANCELLED
     events.close()
     stderr.close()
+    del on_stdout, on_stderr
 
     try:
         if feedback.isCanceled() or exit_code == protocol.EXIT_CANCELLED:
@@ -145,8 +150,18 @@ class EventRelay(OutputLines):
         elif event.kind == "cancelled":
             feedback.pushInfo("The backend stopped and removed its partial output.")
         else:  # started, finished: what the backend chose and measured (tiles, device, timings)
-            details = ", ".join(f"{key}: {value}" for key, value in event.data.items())
-            feedback.pushInfo(f"Backend {event.kind}" + (f" ({details})" if details else "."))
+            feedback.pushInfo(f"Backend {event.kind}: {_describe(event.data)}")
+
+
+def _describe(data: dict[str, Any]) -> str:
+    """Return an event's fields (and those of nested objects such as ``stats``) as ``name: value`` pairs."""
+    pairs: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            pairs.append(_describe(value))
+        else:
+            pairs.append(f"{key.replace('_', ' ')}: {value}")
+    return ", ".join(pair for pair in pairs if pair) or "-"
 
 
 def _remove_outputs(output: Path) -> None:
@@ -175,7 +190,7 @@ def _failure(python: Path, exit_code: int, stderr: deque[str]) -> str:
             f"The backend environment at {python} is incomplete ({missing.split(':', 1)[-1].strip()}). "
             f"Repair it with `make` in the plugin folder ({PLUGIN_DIR})."
         )
-    last = stderr[-1] if stderr else "no message"
+    last = stderr[-1].rstrip(".") if stderr else "no message"
     return (
         f"The backend failed with an internal error (exit code {exit_code}): {last}. "
         "The log above has the details; please report them with the plugin's issue tracker."

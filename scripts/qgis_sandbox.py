@@ -24,7 +24,7 @@ QGIS_PROCESS = os.environ.get("QGIS_PROCESS", "/usr/bin/qgis_process.bin")
 
 
 def prepare(root: Path, plugin_dir: Path = REPO) -> dict[str, str]:
-    """Lay out a plugin folder and a profile under ``root``; return the environment that makes QGIS use them."""
+    """Lay out a plugin folder and a profile under ``root``; return this process's environment changed to use them."""
     plugins = root / "plugins"
     plugins.mkdir(parents=True, exist_ok=True)
     link = plugins / PLUGIN_NAME
@@ -34,19 +34,25 @@ def prepare(root: Path, plugin_dir: Path = REPO) -> dict[str, str]:
     ini = config / "profiles" / "default" / "QGIS" / "QGIS3.ini"
     ini.parent.mkdir(parents=True, exist_ok=True)
     ini.write_text(f"[PythonPlugins]\n{PLUGIN_NAME}=true\n", encoding="utf-8")
-    return {
+    environment = {
+        **os.environ,
+        # QGIS's embedded Python finds its standard library through the first `python3` on PATH: make that
+        # Debian's, not a pyenv or virtual-environment one that happens to come first.
+        "PATH": os.pathsep.join([str(Path(QGIS_PROCESS).parent), os.environ.get("PATH", "")]),
         "QGIS_PLUGINPATH": str(plugins),
         "QGIS_CUSTOM_CONFIG_PATH": str(config),
         "QT_QPA_PLATFORM": "offscreen",
         "XDG_RUNTIME_DIR": str(root),
     }
+    for variable in ("PYTHONHOME", "PYTHONPATH"):  # QGIS sets up its own Python
+        environment.pop(variable, None)
+    return environment
 
 
 def main(arguments: list[str]) -> int:
     """Run ``qgis_process`` with ``arguments`` in a fresh sandbox; return its exit code."""
     with tempfile.TemporaryDirectory(prefix="qgis-sandbox-") as root:
-        environment = {**os.environ, **prepare(Path(root))}
-        return subprocess.call([QGIS_PROCESS, *arguments], env=environment)
+        return subprocess.call([QGIS_PROCESS, *arguments], env=prepare(Path(root)))
 
 
 if __name__ == "__main__":

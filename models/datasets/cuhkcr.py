@@ -76,7 +76,9 @@ def _read_bands(rgb: Path, nir: Path | None) -> torch.Tensor:
 
 
 class CUHKCR(Dataset[dict[str, Any]]):
-    """CUHK-CR pairs as tensors: ``cloudy`` and ``target`` (4, H, W) float32 0-1 (R, G, B, NIR; 3 bands when
+    """CUHK-CR pairs as tensors.
+
+    Each item is a dict: ``cloudy`` and ``target`` (4, H, W) float32 0-1 (R, G, B, NIR; 3 bands when
     ``nir=False``), and ``name``.
 
     Args:

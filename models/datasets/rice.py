@@ -59,9 +59,7 @@ class RICE(Dataset[dict[str, Any]]):
         transform: applied to each item dict, e.g. ``RandomDihedral()``.
     """
 
-    def __init__(
-        self, root: Path | str, transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-    ) -> None:
+    def __init__(self, root: Path | str, transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         self.pairs = find_pairs(Path(root))
         self.transform = transform
 

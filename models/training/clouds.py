@@ -11,15 +11,22 @@ import random
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor
 
 # Brighter than any clear land in the blue band: a conservative cloud test for the reference scene.
 CLOUD_BLUE_THRESHOLD = 0.25
 
-THICK = {"min_lvl": 0.0, "max_lvl": 1.0, "clear_threshold": (0.0, 0.2), "locality_degree": (1, 3), "decay_factor": 1.0}
-THIN = {"min_lvl": (0.0, 0.1), "max_lvl": (0.3, 0.7), "clear_threshold": 0.0, "locality_degree": 1, "decay_factor": 1.0}
-PATCHY = {"min_lvl": 0.0, "max_lvl": 1.0, "clear_threshold": (0.1, 0.4), "locality_degree": (2, 4), "decay_factor": 1.0}
+CloudKind = dict[str, float | tuple[float, float]]
+
+THICK: CloudKind = {
+    "min_lvl": 0.0, "max_lvl": 1.0, "clear_threshold": (0.0, 0.2), "locality_degree": (1, 3), "decay_factor": 1.0
+}
+THIN: CloudKind = {
+    "min_lvl": (0.0, 0.1), "max_lvl": (0.3, 0.7), "clear_threshold": 0.0, "locality_degree": 1, "decay_factor": 1.0
+}
+PATCHY: CloudKind = {
+    "min_lvl": 0.0, "max_lvl": 1.0, "clear_threshold": (0.1, 0.4), "locality_degree": (2, 4), "decay_factor": 1.0
+}
 CLOUD_KINDS = (THICK, THIN, PATCHY)
 
 
@@ -58,8 +65,8 @@ def simulate_clouds(clear: Tensor, spectra: Tensor, rng: random.Random, clear_fr
             max_lvl=_draw(kind["max_lvl"], rng),
             min_lvl=_draw(kind["min_lvl"], rng),
             clear_threshold=_draw(kind["clear_threshold"], rng),
-            locality_degree=int(round(_draw(kind["locality_degree"], rng))),
-            decay_factor=kind["decay_factor"],
+            locality_degree=round(_draw(kind["locality_degree"], rng)),
+            decay_factor=_draw(kind["decay_factor"], rng),
             channel_magnitude=spectrum.view(1, -1, 1, 1),
             shadow_max_lvl=(0.2, 0.5),
             cloud_color=False,

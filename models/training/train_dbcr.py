@@ -16,9 +16,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import Tensor
 
 from models.card import ModelCard, save_weights
@@ -128,7 +127,7 @@ def checkpoint(path: Path, step: int, network: DBCRNet, ema: DBCRNet, optimizer:
     state = {
         "step": step, "network": network.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(), "rng": json.dumps(rng.getstate()),
-        "torch_rng": torch.get_rng_state(), "numpy_rng": json.dumps(np.random.get_state()[1].tolist()),
+        "torch_rng": torch.get_rng_state(),
     }
     torch.save(state, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)

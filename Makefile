@@ -1,0 +1,69 @@
+# Everything runs from a fresh Debian 12 clone: `make demo`, `make test`. All targets are idempotent.
+#   make / make setup   Debian packages (QGIS) when missing, the backend venv (.venv), the QGIS test venv (.venv-qgis)
+#   make demo           DB-CR through qgis_process on the bundled sample -> demo-output/ (GeoTIFF + before/after PNG)
+#   make test           backend + model tests (.venv), then QGIS tests (real QGIS, headless)
+#   make bench | lint | clean
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := setup
+
+PYTHON ?= python3
+QGIS_PYTHON := /usr/bin/python3
+VENV := .venv
+QGIS_VENV := .venv-qgis
+VENV_STAMP := $(VENV)/.installed
+QGIS_VENV_STAMP := $(QGIS_VENV)/.installed
+QGIS_TEST_REQUIREMENTS := pytest==9.2.0 pytest-qgis==5.0.2
+
+SAMPLE_S2 := sample/ROIs1868_summer_s2_cloudy_19_p30.tif
+SAMPLE_S1 := sample/ROIs1868_summer_s1_19_p30.tif
+DEMO := $(CURDIR)/demo-output
+
+.PHONY: setup system-deps demo test test-backend test-qgis bench lint clean
+
+setup: $(VENV_STAMP) $(QGIS_VENV_STAMP)
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+# The backend's own environment: never QGIS's Python, never its site-packages.
+$(VENV_STAMP): backend/requirements.txt requirements-dev.txt | system-deps
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -r backend/requirements.txt -r requirements-dev.txt
+	touch $@
+
+# QGIS's own Python (Debian's numpy, GDAL, PyQt) plus the test runner: nothing else goes in here.
+$(QGIS_VENV_STAMP): Makefile | system-deps
+	test -x $(QGIS_VENV)/bin/python || $(QGIS_PYTHON) -m venv --system-site-packages $(QGIS_VENV)
+	$(QGIS_VENV)/bin/pip install $(QGIS_TEST_REQUIREMENTS)
+	touch $@
+
+demo: $(VENV_STAMP) | system-deps
+	mkdir -p $(DEMO)
+	$(QGIS_PYTHON) scripts/qgis_sandbox.py run cloudremoval:dbcr -- \
+		OPTICAL=$(CURDIR)/$(SAMPLE_S2) SAR=$(CURDIR)/$(SAMPLE_S1) OUTPUT=$(DEMO)/cloud-free.tif
+	$(VENV)/bin/python -m backend preview --before $(SAMPLE_S2) --after $(DEMO)/cloud-free.tif \
+		--png $(DEMO)/before-after.png
+	@echo
+	@echo "Cloud-free GeoTIFF: $(DEMO)/cloud-free.tif"
+	@echo "Before/after PNG:   $(DEMO)/before-after.png"
+
+test: test-backend test-qgis
+
+test-backend: $(VENV_STAMP)
+	$(VENV)/bin/python -m pytest tests/backend tests/models -q
+
+test-qgis: $(VENV_STAMP) $(QGIS_VENV_STAMP)
+	QT_QPA_PLATFORM=offscreen $(QGIS_VENV)/bin/python -m pytest tests/qgis -q
+
+bench: $(VENV_STAMP)
+	$(VENV)/bin/python -m backend bench
+
+lint: $(VENV_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy plugin processing_provider
+
+clean:
+	rm -rf $(DEMO) .pytest_cache .mypy_cache .ruff_cache .qgis-settings

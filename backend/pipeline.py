@@ -1,0 +1,171 @@
+"""Run a restorer over a whole raster: read tiles in batches, restore them, blend them, stream the GeoTIFF out.
+
+The pipeline knows nothing of which model runs. It gets a ``restore(optical, sar, origins) -> optical`` callable
+(docs/CONTRACTS.md) and the model card, which says which bands, scale and tile size the restorer expects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from backend.errors import BadInputError, CancelledError, ModelError
+from backend.job import Job, algorithm_label
+from backend.raster_io import Grid, OpticalSource
+from backend.sar import SarSource
+from backend.tiling import Tile, blend_weight, pad_to_tile, tile_grid, tile_starts
+from backend.writer import StripeWriter, open_output
+from models.card import ModelCard
+
+log = logging.getLogger(__name__)
+
+# restore(optical (B, C, T, T) reflectance, sar (B, S, T, T) in [0, 1] or None, origins [(row, col)] * B)
+#   -> (B, C, T, T) reflectance.
+Restorer = Callable[[torch.Tensor, torch.Tensor | None, list[tuple[int, int]]], torch.Tensor]
+ProgressCallback = Callable[[int, int], None]
+
+
+def run_removal(
+    job: Job,
+    restore: Restorer,
+    card: ModelCard,
+    *,
+    device: torch.device | str = "cpu",
+    started: Callable[[int], None] | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Restore ``job.optical`` tile by tile and write ``job.output``.
+
+    Args:
+        job: the validated job (paths, tiling, batch, scaling options).
+        restore: the model's restorer; it receives tensors on ``device``.
+        card: the model card (bands, scales, tile size).
+        device: where the input tensors are placed.
+        started: called once with the number of tiles, after the inputs have been checked.
+        progress: called after every batch with (tiles done, tiles in total).
+        should_stop: polled before every batch; when it returns True the run stops with :class:`CancelledError`
+            and the partial output is removed.
+        tags: metadata tags written into the output (model, NFE, ...).
+
+    Returns:
+        Run statistics: tiles, skipped_tiles (no valid pixel), seconds, megapixels, mpix_per_s, sar_coverage, ...
+
+    Raises:
+        BackendError: a sentence for the user (bad input, no overlap, output not writable, cancelled, ...).
+    """
+    label = algorithm_label(card.algorithm)
+    tile_size, overlap = job.tiling(card.tile_size)
+    stop = should_stop or (lambda: False)
+    clock = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        optical = stack.enter_context(
+            OpticalSource(job.optical, card.optical_bands, card.optical_scale, job.l2a_offset, label, card.name)
+        )
+        sar = _open_sar(job, card, optical.grid, label)
+        if sar is not None:
+            stack.enter_context(sar)
+        grid = optical.grid
+        tiles = [tile for row in tile_grid(grid.height, grid.width, tile_size, overlap) for tile in row]
+        if started:
+            started(len(tiles))
+        if stop():
+            raise CancelledError()
+        log.info(
+            "%s: %d x %d pixels, %s, %d tiles of %d px (overlap %d), batch %d",
+            label, grid.width, grid.height, optical.band_map.level, len(tiles), tile_size, overlap, job.batch,
+        )  # fmt: skip
+        bands = optical.band_map.output_bands
+        dataset = stack.enter_context(open_output(job.output, grid, bands, optical.dtype, optical.nodata, tags))
+        # A batch may span several rows of tiles; the writer holds every row a batch can reach.
+        rows_per_batch = -(-job.batch // len(tile_starts(grid.width, tile_size, overlap)))
+        stripe_rows = tile_size + (tile_size - overlap) * rows_per_batch
+        writer = StripeWriter(dataset, len(card.optical_bands), stripe_rows, optical.encode, optical.has_mask)
+        skipped = 0
+        for start in range(0, len(tiles), job.batch):
+            if stop():
+                raise CancelledError()
+            batch = tiles[start : start + job.batch]
+            skipped += _run_batch(batch, optical, sar, restore, card, grid, overlap, device, writer)
+            done = start + len(batch)
+            writer.release(tiles[done].row if done < len(tiles) else grid.height)
+            if progress:
+                progress(done, len(tiles))
+        writer.finish()
+    seconds = time.perf_counter() - clock
+    megapixels = grid.width * grid.height / 1e6
+    return {
+        "tiles": len(tiles),
+        "skipped_tiles": skipped,
+        "tile_size": tile_size,
+        "overlap": overlap,
+        "batch": job.batch,
+        "width": grid.width,
+        "height": grid.height,
+        "seconds": round(seconds, 3),
+        "megapixels": round(megapixels, 4),
+        "mpix_per_s": round(megapixels / seconds, 4) if seconds > 0 else None,
+        "sar_coverage": round(sar.coverage, 4) if sar is not None else None,
+        "sar_scale": sar.scale if sar is not None else None,
+    }
+
+
+def _open_sar(job: Job, card: ModelCard, grid: Grid, label: str) -> SarSource | None:
+    if not card.sar_bands:
+        if job.sar:
+            log.warning("Model %s uses no SAR; the S1 layer is ignored", card.name)
+        return None
+    if not job.sar:
+        raise BadInputError(f"{label} needs a Sentinel-1 layer with VV and VH; none was given")
+    return SarSource(job.sar, grid, card.sar_bands, card.sar_db_ranges, job.sar_scale, job.sar_bands, label)
+
+
+def _run_batch(
+    batch: list[Tile],
+    optical: OpticalSource,
+    sar: SarSource | None,
+    restore: Restorer,
+    card: ModelCard,
+    grid: Grid,
+    overlap: int,
+    device: torch.device | str,
+    writer: StripeWriter,
+) -> int:
+    """Read, restore and blend one batch; return how many tiles were skipped for having no valid pixel."""
+    kept: list[tuple[Tile, np.ndarray, np.ndarray, np.ndarray | None]] = []
+    for tile in batch:
+        reflectance, valid = optical.read(tile.window)
+        if not valid.any():
+            continue  # all nodata: nothing to restore, the writer leaves it nodata
+        sar_tile = sar.read(tile.window)[0] if sar is not None else None
+        kept.append((tile, reflectance, valid, sar_tile))
+    if not kept:
+        return len(batch)
+    size = batch[0].size
+    optical_in = torch.from_numpy(np.stack([pad_to_tile(item[1], size) for item in kept])).to(device)
+    sar_in = None
+    if sar is not None:
+        sar_tiles = [pad_to_tile(item[3], size) for item in kept if item[3] is not None]
+        sar_in = torch.from_numpy(np.stack(sar_tiles)).to(device)
+    with torch.inference_mode():
+        restored = restore(optical_in, sar_in, [item[0].origin for item in kept])
+    expected = tuple(optical_in.shape)
+    if tuple(restored.shape) != expected:
+        raise ModelError(f"Model {card.name} returned tiles of shape {tuple(restored.shape)}, expected {expected}")
+    result = restored.detach().float().cpu().numpy()
+    if not np.isfinite(result).all():
+        raise ModelError(
+            f"Model {card.name} produced invalid values (NaN or infinity); check the inputs' scale "
+            "(reflectance offset, SAR dB or linear) or try another model"
+        )
+    for index, (tile, _, valid, _) in enumerate(kept):
+        weight = blend_weight(tile, grid.height, grid.width, overlap) * valid
+        writer.add(tile, result[index, :, : tile.height, : tile.width], weight)
+    return len(batch) - len(kept)

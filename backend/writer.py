@@ -1,0 +1,197 @@
+"""Write the blended result as a tiled, compressed GeoTIFF, one stripe of rows at a time.
+
+Tiles arrive row of tiles by row of tiles, top to bottom. :class:`StripeWriter` keeps float32 sums of weighted
+values and of weights only for the rows that a later tile may still touch (about one tile plus one block high, the
+full raster width), writes every row that no later tile can touch, and drops it. Peak memory therefore depends on
+the raster's width, the tile and the block size, never on its height. Rows are written in whole output blocks, so
+each compressed GeoTIFF block is written exactly once (rewriting one relocates it and bloats the file).
+
+:func:`open_output` writes to ``protocol.partial_path(output)`` and renames it to ``output`` only when the block
+exits normally, so a failed or cancelled run never leaves a half file under the output name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioError
+from rasterio.io import DatasetWriter
+from rasterio.windows import Window
+
+from backend.errors import OutputError
+from backend.protocol import partial_path
+from backend.raster_io import Grid
+from backend.tiling import Tile
+
+MAX_BLOCK = 512
+# GeoTIFF tile sides must be multiples of 16.
+BLOCK_MULTIPLE = 16
+
+# Turns blended reflectance (C, h, W) and a validity mask (h, W) into the output's bands and data type.
+Encoder = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def block_size(length: int) -> int:
+    """Output block side for a raster side of ``length`` pixels: 512, or less for small rasters (multiple of 16)."""
+    return min(MAX_BLOCK, max(BLOCK_MULTIPLE, -(-length // BLOCK_MULTIPLE) * BLOCK_MULTIPLE))
+
+
+def output_profile(grid: Grid, count: int, dtype: np.dtype, nodata: float | None) -> dict[str, Any]:
+    """GeoTIFF creation options: the optical grid, tiled, DEFLATE with a predictor, BigTIFF when it may be needed."""
+    floating = np.issubdtype(dtype, np.floating)
+    return {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": count,
+        "dtype": np.dtype(dtype).name,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": block_size(grid.width),
+        "blockysize": block_size(grid.height),
+        "compress": "DEFLATE",
+        # Horizontal differencing (2) suits integers, floating-point prediction (3) suits floats.
+        "predictor": 3 if floating else 2,
+        "interleave": "pixel",
+        # IF_NEEDED does not anticipate compression, so outputs near 4 GB could fail; IF_SAFER does.
+        "BIGTIFF": "IF_SAFER",
+    }
+
+
+@contextlib.contextmanager
+def open_output(
+    output: str,
+    grid: Grid,
+    band_names: Sequence[str],
+    dtype: np.dtype,
+    nodata: float | None,
+    tags: dict[str, str] | None = None,
+) -> Iterator[DatasetWriter]:
+    """Open the partial output file; rename it to ``output`` on success, delete it on any error or cancel.
+
+    Raises:
+        OutputError: the file cannot be created or finished (folder, permissions, disk space).
+    """
+    partial = partial_path(output)
+    profile = output_profile(grid, len(band_names), dtype, nodata)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(partial)  # left by a killed run
+    try:
+        dataset = rasterio.open(partial, "w", **profile)
+    except (RasterioError, OSError) as error:
+        raise OutputError(f"Cannot write {output}: {error}") from error
+    try:
+        for index, name in enumerate(band_names, start=1):
+            dataset.set_band_description(index, name)
+        if tags:
+            dataset.update_tags(**tags)
+        yield dataset
+        dataset.close()
+        os.replace(partial, output)
+    except BaseException as error:
+        dataset.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(partial)
+        if isinstance(error, (RasterioError, OSError)):
+            raise OutputError(f"Cannot write {output}: {error}") from error
+        raise
+
+
+class StripeWriter:
+    """Blends weighted tiles into a stripe of rows and streams finished rows to a dataset.
+
+    Args:
+        dataset: the open output (its height, width and block height are used).
+        channels: channels of the blended values (the model's bands).
+        stripe_rows: the most rows one batch of tiles reaches below the row of its first tile (one tile height,
+            plus one tile step per extra row of tiles a batch can span); sizes the buffer.
+        encode: turns blended values and validity into the output's bands and dtype.
+        write_mask: also write a per-dataset mask (for inputs whose nodata is a mask, not a value).
+    """
+
+    def __init__(
+        self, dataset: DatasetWriter, channels: int, stripe_rows: int, encode: Encoder, write_mask: bool = False
+    ) -> None:
+        self.dataset = dataset
+        self.height, self.width = dataset.height, dataset.width
+        self.block = dataset.block_shapes[0][0]
+        self.encode = encode
+        self.write_mask = write_mask
+        self.top = 0  # first row not yet written; buffer row 0 is this raster row
+        self._used = 0  # buffer rows touched so far
+        # Rows are written in whole blocks, so up to block - 1 finished rows wait above the current batch.
+        rows = min(self.height, stripe_rows + self.block)
+        self._sum = np.zeros((channels, rows, self.width), dtype=np.float32)
+        self._weight = np.zeros((rows, self.width), dtype=np.float32)
+
+    @property
+    def buffer_shape(self) -> tuple[int, int, int]:
+        """(channels, rows, width) of the float32 accumulators: what this writer costs in memory."""
+        channels, rows, width = self._sum.shape
+        return (channels, rows, width)
+
+    def add(self, tile: Tile, values: np.ndarray, weight: np.ndarray) -> None:
+        """Accumulate one tile.
+
+        Args:
+            tile: where the values lie.
+            values: float32 (channels, tile.height, tile.width).
+            weight: float32 (tile.height, tile.width); 0 where the tile must not count (nodata).
+        """
+        start = tile.row - self.top
+        if start < 0:
+            raise ValueError(f"tile at row {tile.row} arrived after row {self.top - 1} was written")
+        stop = start + tile.height
+        if stop > self._sum.shape[1]:
+            self._grow(stop)
+        cols = slice(tile.col, tile.col + tile.width)
+        self._sum[:, start:stop, cols] += values * weight
+        self._weight[start:stop, cols] += weight
+        self._used = max(self._used, stop)
+
+    def _grow(self, rows: int) -> None:
+        # A safety net: the buffer is sized for the batch up front, so this should not happen.
+        rows = min(rows, self.height - self.top)
+        grown = np.zeros((self._sum.shape[0], rows, self.width), dtype=np.float32)
+        grown[:, : self._used] = self._sum[:, : self._used]
+        weight = np.zeros((rows, self.width), dtype=np.float32)
+        weight[: self._used] = self._weight[: self._used]
+        self._sum, self._weight = grown, weight
+
+    def release(self, before_row: int) -> None:
+        """Write the rows above ``before_row`` (no later tile touches them), in whole blocks."""
+        ready = min(before_row, self.height) - self.top
+        if before_row < self.height:
+            ready = ready // self.block * self.block
+        if ready <= 0:
+            return
+        self._write(ready)
+        keep = max(self._used - ready, 0)
+        self._sum[:, :keep] = self._sum[:, ready : ready + keep]
+        self._sum[:, keep:] = 0.0
+        self._weight[:keep] = self._weight[ready : ready + keep]
+        self._weight[keep:] = 0.0
+        self._used = keep
+        self.top += ready
+
+    def finish(self) -> None:
+        """Write all remaining rows."""
+        self.release(self.height)
+
+    def _write(self, rows: int) -> None:
+        if rows > self._sum.shape[1]:
+            self._grow(rows)  # rows no tile reached (all skipped as nodata) still need a buffer to write from
+        weight = self._weight[:rows]
+        valid = weight > 0
+        values = self._sum[:, :rows] / np.where(valid, weight, 1.0)
+        window = Window(0, self.top, self.width, rows)
+        self.dataset.write(self.encode(values, valid), window=window)
+        if self.write_mask:
+            self.dataset.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)

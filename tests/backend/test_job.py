@@ -1,0 +1,77 @@
+import json
+
+import pytest
+
+from backend.errors import BadInputError, OutputError
+from backend.job import JOB_FIELDS, Job, algorithm_label
+
+
+def job(tmp_path, **changes):
+    values = {"algorithm": "dbcr", "optical": "in.tif", "output": str(tmp_path / "out.tif")}
+    values.update(changes)
+    return Job.from_dict(values)
+
+
+def test_defaults_and_tiling(tmp_path):
+    plain = job(tmp_path)
+    assert plain.device == "auto" and plain.batch == 4 and plain.sar_scale == "auto" and not plain.l2a_offset
+    assert plain.tiling(256) == (256, 64)
+    assert job(tmp_path, tile_size=128, overlap=10).tiling(256) == (128, 10)
+    assert job(tmp_path, overlap=0).tiling(256) == (256, 0)
+
+
+def test_round_trip_through_json(tmp_path):
+    original = job(tmp_path, sar="s1.tif", nfe=5, sar_bands="2,1", l2a_offset=True)
+    again = Job.from_dict(json.loads(json.dumps(original.to_dict())))
+    assert again == original and again.sar_bands == (2, 1)
+    assert set(original.to_dict()) == set(JOB_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"nfe": 0}, "NFE must be between 1 and 50, not 0"),
+        ({"nfe": 51}, "NFE must be between 1 and 50"),
+        ({"tile_size": 100}, "multiple of 16"),
+        ({"tile_size": 16}, "Tile size must be between"),
+        ({"tile_size": 64, "overlap": 32}, "less than half the tile"),
+        ({"overlap": -1}, "0 or more"),
+        ({"batch": 0}, "Batch size"),
+        ({"device": "gpu"}, "Device must be"),
+        ({"sar_scale": "power"}, "SAR scale"),
+        ({"sar_bands": "1"}, "SAR bands must be"),
+        ({"nfe": "5"}, "whole number"),
+        ({"l2a_offset": "yes"}, "true or false"),
+        ({"colour": "blue"}, "Unknown job field colour"),
+        ({"threads": 0}, "Threads"),
+    ],
+)
+def test_bad_values_are_sentences(tmp_path, changes, message):
+    with pytest.raises(BadInputError, match=message) as raised:
+        job(tmp_path, **changes)
+    assert raised.value.code == "bad_input"
+
+
+def test_overlap_checked_against_card_tile(tmp_path):
+    with pytest.raises(BadInputError, match="less than half"):
+        job(tmp_path, overlap=128).tiling(256)
+
+
+def test_missing_required_fields():
+    with pytest.raises(BadInputError, match="no optical"):
+        Job.from_dict({"algorithm": "dbcr", "output": "x.tif"})
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [("out.png", "must be a GeoTIFF"), ("nowhere/out.tif", "does not exist"), ("in.tif", "is the optical input")],
+)
+def test_output_checks(tmp_path, output, message):
+    with pytest.raises(OutputError, match=message) as raised:
+        Job.from_dict({"algorithm": "dbcr", "optical": str(tmp_path / "in.tif"), "output": str(tmp_path / output)})
+    assert raised.value.code == "output"
+
+
+def test_labels():
+    assert algorithm_label("dbcr") == "DB-CR" and algorithm_label("diffcr") == "DiffCR"
+    assert algorithm_label("new") == "NEW"

@@ -1,0 +1,116 @@
+import os
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+
+from backend.errors import OutputError
+from backend.protocol import partial_path
+from backend.raster_io import Grid
+from backend.tiling import blend_weight, tile_grid
+from backend.writer import StripeWriter, block_size, open_output, output_profile
+
+GRID = Grid(CRS.from_epsg(32631), from_origin(500000.0, 5000000.0, 10.0, 10.0), 90, 70)
+
+
+def identity_encode(values, valid):
+    out = values.copy()
+    out[:, ~valid] = -1.0
+    return out.astype(np.float32)
+
+
+@pytest.mark.parametrize(("length", "expected"), [(1, 16), (70, 80), (512, 512), (513, 512), (10980, 512)])
+def test_block_size(length, expected):
+    assert block_size(length) == expected
+    assert expected % 16 == 0
+
+
+def test_profile_is_tiled_compressed_bigtiff_safe():
+    profile = output_profile(GRID, 13, np.dtype("uint16"), 0)
+    assert profile["tiled"] and profile["compress"] == "DEFLATE" and profile["predictor"] == 2
+    assert profile["BIGTIFF"] == "IF_SAFER"
+    assert output_profile(GRID, 1, np.dtype("float32"), None)["predictor"] == 3
+
+
+def write_blended(path, grid, values, tile, overlap, channels=2, batch_rows=1):
+    with open_output(path, grid, [f"B{i + 1}" for i in range(channels)], np.dtype("float32"), -1.0) as dataset:
+        writer = StripeWriter(dataset, channels, tile * batch_rows, identity_encode)
+        rows = tile_grid(grid.height, grid.width, tile, overlap)
+        for index, row in enumerate(rows):
+            for item in row:
+                window = np.s_[:, item.row : item.row + item.height, item.col : item.col + item.width]
+                writer.add(item, values[window], blend_weight(item, grid.height, grid.width, overlap))
+            writer.release(rows[index + 1][0].row if index + 1 < len(rows) else grid.height)
+        writer.finish()
+        return writer.buffer_shape
+
+
+def test_streamed_output_matches_input_and_file_layout(tmp_path):
+    values = np.random.default_rng(0).random((2, 70, 90), dtype=np.float32)
+    path = str(tmp_path / "out.tif")
+    write_blended(path, GRID, values, 32, 8)
+    assert not os.path.exists(partial_path(path))
+    with rasterio.open(path) as dataset:
+        np.testing.assert_allclose(dataset.read(), values, rtol=1e-6)
+        assert dataset.crs == GRID.crs and dataset.transform == GRID.transform
+        assert dataset.descriptions == ("B1", "B2")
+        assert dataset.nodata == -1.0
+        assert dataset.block_shapes[0] == (80, 96)
+        assert dataset.compression.name == "deflate"
+
+
+def test_buffer_depends_on_width_not_height(tmp_path):
+    shapes = {}
+    for height in (600, 2000):
+        grid = Grid(GRID.crs, GRID.transform, 40, height)
+        values = np.ones((2, height, 40), dtype=np.float32)
+        shapes[height] = write_blended(str(tmp_path / f"h{height}.tif"), grid, values, 32, 8)
+    assert shapes[600] == shapes[2000] == (2, 32 + 512, 40)
+
+
+def test_uncovered_pixels_are_nodata(tmp_path):
+    path = str(tmp_path / "out.tif")
+    with open_output(path, GRID, ["B1"], np.dtype("float32"), -1.0) as dataset:
+        writer = StripeWriter(dataset, 1, 32, identity_encode)
+        (first, *_), *_ = tile_grid(70, 90, 32, 8)
+        writer.add(first, np.full((1, 32, 32), 5.0, np.float32), np.ones((32, 32), np.float32))
+        writer.finish()
+    with rasterio.open(path) as dataset:
+        data = dataset.read(1)
+    assert np.all(data[:32, :32] == 5.0) and np.all(data[32:, :] == -1.0)
+
+
+def test_error_inside_removes_partial(tmp_path):
+    path = str(tmp_path / "out.tif")
+    with pytest.raises(RuntimeError), open_output(path, GRID, ["B1"], np.dtype("uint16"), None):
+        assert os.path.exists(partial_path(path))
+        raise RuntimeError("stop")
+    assert os.listdir(tmp_path) == []
+
+
+def test_stale_partial_is_replaced(tmp_path):
+    path = str(tmp_path / "out.tif")
+    with open(partial_path(path), "w") as handle:
+        handle.write("left by a killed run")
+    with open_output(path, GRID, ["B1"], np.dtype("uint16"), None) as dataset:
+        dataset.write(np.zeros((1, 70, 90), np.uint16))
+    assert os.listdir(tmp_path) == ["out.tif"]
+
+
+def test_missing_folder_is_an_output_error(tmp_path):
+    with (
+        pytest.raises(OutputError, match="Cannot write"),
+        open_output(str(tmp_path / "nope" / "out.tif"), GRID, ["B1"], np.dtype("uint16"), None),
+    ):
+        pass
+
+
+def test_tile_above_written_rows_is_refused(tmp_path):
+    with open_output(str(tmp_path / "o.tif"), GRID, ["B1"], np.dtype("float32"), None) as dataset:
+        writer = StripeWriter(dataset, 1, 32, identity_encode)
+        writer.release(70)
+        first = tile_grid(70, 90, 32, 8)[0][0]
+        with pytest.raises(ValueError):
+            writer.add(first, np.zeros((1, 32, 32), np.float32), np.ones((32, 32), np.float32))

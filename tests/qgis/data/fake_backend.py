@@ -1,0 +1,73 @@
+#!/usr/bin/python3
+"""A stand-in for the backend's Python, for testing the plugin's runner without torch or a model.
+
+Called like the real one (``python -E -u -c <launcher> <plugin folder> run dbcr ... --output P --events``), it
+ignores everything but ``--output`` and acts out the scenario named by ``FAKE_BACKEND_SCENARIO``:
+
+- ``ok``: progress over 4 tiles, events split across writes, then writes the output via its partial file.
+- ``slow``: writes the partial file and reports 1 tile of 200 every 0.1 s; dies on SIGTERM without cleaning up.
+- ``error``: an ``error`` event and exit code 2.
+- ``crash``: a traceback on stderr and exit code 1.
+- ``missing_module``: what Python prints when the environment lacks a package, exit code 1.
+- ``killed``: the process kills itself (as the kernel's out-of-memory killer would).
+
+With ``FAKE_BACKEND_RECORD`` set, it first writes its working directory and arguments there as JSON.
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+
+
+def emit(kind: str, **data: object) -> None:
+    print(json.dumps({"event": kind, **data}), flush=True)
+
+
+def main() -> int:
+    arguments = sys.argv[1:]
+    output = arguments[arguments.index("--output") + 1]
+    partial = output + ".partial"
+    scenario = os.environ.get("FAKE_BACKEND_SCENARIO", "ok")
+    if os.environ.get("FAKE_BACKEND_RECORD"):
+        with open(os.environ["FAKE_BACKEND_RECORD"], "w", encoding="utf-8") as file:
+            json.dump({"cwd": os.getcwd(), "arguments": arguments}, file)
+    emit("started", algorithm="dbcr", tiles=4)
+    if scenario == "ok":
+        line = json.dumps({"event": "progress", "done": 1, "total": 4}) + "\n"
+        sys.stdout.write(line[:10])  # a line split across two writes
+        sys.stdout.flush()
+        time.sleep(0.05)
+        sys.stdout.write(line[10:])
+        print("a line that is not an event", flush=True)
+        for done in (2, 3, 4):
+            emit("progress", done=done, total=4)
+        with open(partial, "wb") as file:
+            file.write(b"not really a GeoTIFF")
+        os.replace(partial, output)
+        emit("finished", output=output, stats={"seconds": 0.1})
+        return 0
+    if scenario == "slow":
+        with open(partial, "wb") as file:
+            file.write(b"half")
+        for done in range(1, 201):
+            emit("progress", done=done, total=200)
+            time.sleep(0.1)
+        return 0
+    if scenario == "error":
+        emit("error", code="bad_input", message="S1 layer has 1 band; DB-CR needs VV and VH")
+        return 2
+    if scenario == "crash":
+        print("Traceback (most recent call last):\nZeroDivisionError: division by zero", file=sys.stderr)
+        return 1
+    if scenario == "missing_module":
+        print("ModuleNotFoundError: No module named 'torch'", file=sys.stderr)
+        return 1
+    if scenario == "killed":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

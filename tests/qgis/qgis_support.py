@@ -1,0 +1,110 @@
+"""What the QGIS-side tests share: paths, the model skip, a recording feedback, qgis_process results, rasters."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from osgeo import gdal
+from qgis.core import QgsProcessingFeedback
+
+REPO = Path(__file__).absolute().parents[2]
+DATA = Path(__file__).absolute().parent / "data"
+SAMPLE_S2 = REPO / "sample" / "ROIs1868_summer_s2_cloudy_19_p30.tif"
+SAMPLE_S1 = REPO / "sample" / "ROIs1868_summer_s1_19_p30.tif"
+FAKE_BACKEND = DATA / "fake_backend.py"
+WEIGHTS = REPO / "models" / "weights" / "dbcr-lite.safetensors"
+
+# Tests that run the real backend need the shipped model; they skip only until its weights are committed.
+needs_model = pytest.mark.skipif(not WEIGHTS.exists(), reason=f"{WEIGHTS.relative_to(REPO)} is not shipped yet")
+
+gdal.UseExceptions()
+
+
+def _load_sandbox() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("qgis_sandbox", REPO / "scripts" / "qgis_sandbox.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sandbox = _load_sandbox()
+
+
+class RecordingFeedback(QgsProcessingFeedback):
+    """Keeps what the algorithm reported; cancels itself after the first progress when asked to."""
+
+    def __init__(self, cancel_after_progress: bool = False) -> None:
+        super().__init__()
+        self.cancel_after_progress = cancel_after_progress
+        self.progress: list[float] = []
+        self.infos: list[str] = []
+        self.errors: list[str] = []
+        self.cancelled_at: float | None = None
+
+    def setProgress(self, progress: float) -> None:
+        super().setProgress(progress)
+        self.progress.append(progress)
+        if self.cancel_after_progress and progress > 0 and self.cancelled_at is None:
+            self.cancelled_at = time.monotonic()
+            self.cancel()
+
+    def pushInfo(self, info: str) -> None:
+        self.infos.append(info)
+
+    def pushConsoleInfo(self, info: str) -> None:
+        self.infos.append(info)
+
+    def reportError(self, error: str, fatalError: bool = False) -> None:
+        self.errors.append(error)
+
+
+class QgisProcessResult:
+    """What one ``qgis_process`` call returned."""
+
+    def __init__(self, completed: subprocess.CompletedProcess[str]) -> None:
+        self.returncode = completed.returncode
+        self.stdout = completed.stdout
+        self.stderr = completed.stderr
+
+    @property
+    def text(self) -> str:
+        return self.stdout + self.stderr
+
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.stdout[self.stdout.index("{") :])
+
+
+def raster_grid(path: Path) -> dict[str, Any]:
+    """The facts an output must share with its input: CRS, transform, size, bands, data type, nodata."""
+    dataset = gdal.Open(str(path))
+    try:
+        band = dataset.GetRasterBand(1)
+        return {
+            "crs": dataset.GetSpatialRef().ExportToWkt() if dataset.GetSpatialRef() else None,
+            "transform": dataset.GetGeoTransform(),
+            "size": (dataset.RasterXSize, dataset.RasterYSize),
+            "bands": dataset.RasterCount,
+            "dtype": gdal.GetDataTypeName(band.DataType),
+            "nodata": band.GetNoDataValue(),
+        }
+    finally:
+        dataset = None
+
+
+def write_subset(source: Path, target: Path, bands: list[int] | None = None, shift_m: float = 0.0) -> Path:
+    """Copy ``source`` (some bands, optionally moved ``shift_m`` metres east) to a small GeoTIFF for a bad input."""
+    gdal.Translate(str(target), str(source), bandList=bands)
+    if shift_m:
+        dataset = gdal.Open(str(target), gdal.GA_Update)
+        x0, dx, rx, y0, ry, dy = dataset.GetGeoTransform()
+        dataset.SetGeoTransform((x0 + shift_m, dx, rx, y0, ry, dy))
+        dataset = None
+    return target
