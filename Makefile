@@ -27,9 +27,10 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 # The backend's own environment: never QGIS's Python, never its site-packages.
-$(VENV_STAMP): backend/requirements.txt requirements-dev.txt | system-deps
+$(VENV_STAMP): backend/requirements.txt backend/requirements-nodeps.txt requirements-dev.txt | system-deps
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -r backend/requirements.txt -r requirements-dev.txt
+	$(VENV)/bin/pip install --no-deps -r backend/requirements-nodeps.txt
 	touch $@
 
 # QGIS's own Python (Debian's numpy, GDAL, PyQt) plus the test runner: nothing else goes in here.

@@ -5,6 +5,9 @@ consumed by atmospheric correction). When every band carries a description namin
 ...) the descriptions decide, whatever the count; otherwise the count decides, assuming the standard order of
 :data:`S2_L1C_BANDS` (13) or :data:`S2_L2A_BANDS` (12). A model band the input lacks is an error, except B10, which
 is filled (see :data:`MISSING_BAND_FILL`); an input band the model does not restore is left out of the output.
+
+Models of a few visible bands (DE and DiffCR on RICE, CUHK-CR or Sen2_MTC: RGB or RGB + NIR) also take ordinary
+RGB images (PNG, JPEG, GeoTIFF) whose bands are named nowhere: their bands map by position.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from models.card import MISSING_BAND_FILL, S2_L1C_BANDS, S2_L2A_BANDS
 
 # The filled B10 (see models.card) is used only as network input and is dropped from the output.
 _S2_NAME = re.compile(r"(?<![A-Z0-9])B0?(\d{1,2}A?)(?![0-9A-Z])", re.IGNORECASE)
+# Names of RGB-like inputs without band descriptions, by band count (as models.importers names such models).
+VISIBLE_BANDS_BY_COUNT = {3: ("B4", "B3", "B2"), 4: ("B4", "B3", "B2", "B8")}
 _SAR_NAME = re.compile(r"(?<![A-Z])(VV|VH)(?![A-Z])", re.IGNORECASE)
 
 
@@ -105,10 +110,40 @@ def input_band_names(descriptions: Sequence[str | None], algorithm: str) -> tupl
     return S2_L1C_BANDS if count == 13 else S2_L2A_BANDS
 
 
+def is_sentinel2_model(model_bands: Sequence[str]) -> bool:
+    """Whether a model restores (nearly) every Sentinel-2 band, rather than a few visible ones such as RGB."""
+    return len(model_bands) >= min(len(S2_L2A_BANDS), len(S2_L1C_BANDS))
+
+
+def _visible_band_names(
+    descriptions: Sequence[str | None], model_bands: Sequence[str], algorithm: str, model_name: str
+) -> tuple[str, ...]:
+    """Name the bands of an RGB-like input without band descriptions, for a model of a few visible bands.
+
+    The same count as the model: by position (the model's band order). Otherwise 3 bands are R, G, B and 4 bands
+    R, G, B, NIR (the importer's names), so that an RGB + NIR image can feed an RGB model.
+    """
+    count = len(descriptions)
+    if count == len(model_bands):
+        return tuple(model_bands)
+    if count in VISIBLE_BANDS_BY_COUNT:
+        return VISIBLE_BANDS_BY_COUNT[count]
+    band_word = "band" if count == 1 else "bands"
+    kind = "an RGB image" if len(model_bands) == 3 else "an RGB + NIR image" if len(model_bands) == 4 else "an image"
+    raise BadInputError(
+        f"Optical layer has {count} {band_word}; {algorithm} model {model_name} needs {len(model_bands)} bands "
+        f"({', '.join(model_bands)} in this order): {kind}"
+    )
+
+
 def optical_band_map(
     descriptions: Sequence[str | None], model_bands: Sequence[str], algorithm: str, model_name: str
 ) -> BandMap:
     """Build the :class:`BandMap` of an optical input for a model.
+
+    Sentinel-2 models (12 or 13 bands) name the input's bands as :func:`input_band_names` does. Models of a few
+    visible bands (RGB, RGB + NIR) take band descriptions naming Sentinel-2 bands when every band has one, and
+    otherwise map the input's bands by position (see :func:`_visible_band_names`).
 
     Args:
         descriptions: the input's band descriptions, one per band (None where unset).
@@ -119,14 +154,22 @@ def optical_band_map(
     Raises:
         BadInputError: the input's bands cannot feed this model.
     """
-    names = input_band_names(descriptions, algorithm)
+    sentinel2 = is_sentinel2_model(model_bands)
+    named = bool(descriptions) and all(parse_s2_band(text) for text in descriptions)
+    if sentinel2 or named or len(descriptions) in (12, 13):
+        names = input_band_names(descriptions, algorithm)
+    else:
+        names = _visible_band_names(descriptions, model_bands, algorithm, model_name)
     position = {name: index for index, name in enumerate(names)}
     missing = [band for band in model_bands if band not in position and band not in MISSING_BAND_FILL]
     if missing:
-        raise BadInputError(
-            f"S2 layer lacks band {', '.join(missing)}, which model {model_name} needs; "
+        advice = (
             "use a full Sentinel-2 L1C (13 bands) or L2A (12 bands) image"
+            if sentinel2
+            else f"give an image with bands {', '.join(model_bands)}"
         )
+        layer = "S2" if sentinel2 or named else "Optical"
+        raise BadInputError(f"{layer} layer lacks band {', '.join(missing)}, which model {model_name} needs; {advice}")
     sources = tuple(position[band] + 1 if band in position else None for band in model_bands)
     fills = tuple(MISSING_BAND_FILL.get(band, 0.0) for band in model_bands)
     channel = {band: index for index, band in enumerate(model_bands)}

@@ -25,6 +25,7 @@ COMMANDS = {
     "train": "backend.train",
     "eval": "backend.evaluate",
     "import-checkpoint": "backend.import_checkpoint",
+    "export-onnx": "backend.export_onnx",
 }
 
 

@@ -17,6 +17,9 @@ from typing import Any
 from backend.errors import BadInputError, OutputError
 
 SAR_SCALES = ("auto", "db", "linear")
+RUNTIMES = ("torch", "onnxruntime")
+# Cloudy dates of one place a job may stack (DiffCR's official models use 3).
+MAX_DATES = 3
 NFE_RANGE = (1, 50)
 TILE_RANGE = (32, 4096)
 # Networks halve the tile up to four times, so a tile side must divide by 16.
@@ -36,12 +39,15 @@ def algorithm_label(algorithm: str) -> str:
 
 @dataclass(frozen=True)
 class Job:
-    """One run of a cloud-removal method over one optical raster.
+    """One run of a cloud-removal method over one optical raster (or a few dates of one place).
 
     Attributes:
         algorithm: method name as in the model registry (``dbcr``, ``diffcr``, ``de``).
-        optical: path of the Sentinel-2 raster (L1C 13 bands or L2A 12 bands, DN x 10000).
+        optical: path of the optical raster: Sentinel-2 (L1C 13 bands or L2A 12 bands, DN x 10000), or RGB /
+            RGB + NIR (8- or 16-bit, georeferenced or not) for models of visible bands. The output is on its grid.
         output: path of the GeoTIFF to write (.tif or .tiff); its folder must exist.
+        extra_optical: further cloudy dates of the same place for multi-date models (DiffCR), in date order after
+            ``optical``; warped onto its grid when theirs differs. In a JSON job ``optical`` may also be a list.
         sar: path of the Sentinel-1 raster (VV, VH; dB or linear), or None for methods without SAR.
         model: model name or .safetensors path; None = the algorithm's shipped model.
         nfe: sampler steps (network evaluations per tile), 1-50; None = the model card's default.
@@ -54,6 +60,9 @@ class Job:
         sar_bands: 1-based (VV, VH) bands of the SAR raster; None = from band descriptions, else (1, 2).
         seed: seed of the diffusion methods' starting noise (same seed, same result).
         threads: CPU threads for the network; None = all available cores but one.
+        runtime: ``torch``, or ``onnxruntime`` (the network exported to ONNX for the tile size, cached).
+        optical_scale: DN that means reflectance 1.0; None = the model card's (fitted to the image for 8-bit
+            models fed wider data, see backend.optical_scale).
     """
 
     algorithm: str
@@ -71,6 +80,9 @@ class Job:
     sar_bands: tuple[int, int] | None = None
     seed: int = 0
     threads: int | None = None
+    extra_optical: tuple[str, ...] = ()
+    runtime: str = "torch"
+    optical_scale: float | None = None
 
     def __post_init__(self) -> None:
         """Check every field; raise :class:`BadInputError` or :class:`OutputError` with a sentence."""
@@ -93,7 +105,20 @@ class Job:
             raise BadInputError(f"Device must be auto, cpu, cuda or cuda:N, not {self.device!r}")
         if self.sar_scale not in SAR_SCALES:
             raise BadInputError(f"SAR scale must be auto, db or linear, not {self.sar_scale!r}")
+        if self.runtime not in RUNTIMES:
+            raise BadInputError(f"Runtime must be torch or onnxruntime, not {self.runtime!r}")
+        if self.optical_scale is not None and not self.optical_scale > 0:
+            raise BadInputError(f"Optical scale must be a positive number of DN, not {self.optical_scale}")
+        if len(self.optical_paths) > MAX_DATES:
+            raise BadInputError(f"{len(self.optical_paths)} optical rasters given; at most {MAX_DATES} dates are used")
+        if any(not path for path in self.extra_optical):
+            raise BadInputError("An optical date has an empty path; give a raster file for every date")
         self._check_output()
+
+    @property
+    def optical_paths(self) -> tuple[str, ...]:
+        """Every optical date, the first (whose grid the output takes) first."""
+        return (self.optical, *self.extra_optical)
 
     def _check_output(self) -> None:
         if not self.output:
@@ -103,7 +128,7 @@ class Job:
         folder = os.path.dirname(os.path.abspath(self.output))
         if not os.path.isdir(folder):
             raise OutputError(f"Output folder {folder} does not exist; create it or choose another")
-        for role, path in (("optical", self.optical), ("SAR", self.sar)):
+        for role, path in (*(("optical", path) for path in self.optical_paths), ("SAR", self.sar)):
             if path and os.path.abspath(path) == os.path.abspath(self.output):
                 raise OutputError(f"Output {self.output} is the {role} input; choose another file name")
 
@@ -123,6 +148,7 @@ class Job:
         data = dataclasses.asdict(self)
         if self.sar_bands is not None:
             data["sar_bands"] = list(self.sar_bands)
+        data["extra_optical"] = list(self.extra_optical)
         return data
 
     @classmethod
@@ -132,6 +158,12 @@ class Job:
         if unknown:
             raise BadInputError(f"Unknown job field {', '.join(unknown)}; known fields: {', '.join(JOB_FIELDS)}")
         values = {key: _coerce(key, value) for key, value in data.items() if value is not None}
+        if isinstance(values.get("optical"), tuple):  # a list of dates: the first is the reference grid
+            dates = values.pop("optical")
+            if values.get("extra_optical"):
+                raise BadInputError("Give the optical dates either as a list in optical or in extra_optical, not both")
+            if dates:
+                values["optical"], values["extra_optical"] = dates[0], dates[1:]
         for required in ("algorithm", "optical", "output"):
             if required not in values:
                 raise BadInputError(f"The job has no {required}; it is required")
@@ -140,10 +172,27 @@ class Job:
 
 JOB_FIELDS = tuple(field.name for field in dataclasses.fields(Job))
 _INT_FIELDS = ("nfe", "tile_size", "overlap", "batch", "seed", "threads")
-_STR_FIELDS = ("algorithm", "optical", "output", "sar", "model", "device", "sar_scale")
+_STR_FIELDS = ("algorithm", "output", "sar", "model", "device", "sar_scale", "runtime")
+
+
+def _paths(key: str, value: Any) -> str | tuple[str, ...]:
+    """A path, or a list of paths (``optical`` may be either; ``extra_optical`` is always a list)."""
+    if key == "optical" and isinstance(value, str):
+        return value
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return value[0] if key == "optical" and len(value) == 1 else tuple(value)
+    raise BadInputError(f"Job field {key} must be a file path or a list of file paths, not {value!r}")
 
 
 def _coerce(key: str, value: Any) -> Any:
+    if key in ("optical", "extra_optical"):
+        return _paths(key, value)
+    if key == "optical_scale":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BadInputError(f"Job field optical_scale must be a number of DN, not {value!r}")
+        return float(value)
     if key in _INT_FIELDS:
         if isinstance(value, bool) or not isinstance(value, int):
             raise BadInputError(f"Job field {key} must be a whole number, not {value!r}")
@@ -151,7 +200,7 @@ def _coerce(key: str, value: Any) -> Any:
     if key in _STR_FIELDS:
         if not isinstance(value, str):
             raise BadInputError(f"Job field {key} must be text, not {value!r}")
-        return value.lower() if key in ("algorithm", "device", "sar_scale") else value
+        return value.lower() if key in ("algorithm", "device", "sar_scale", "runtime") else value
     if key == "l2a_offset":
         if not isinstance(value, bool):
             raise BadInputError(f"Job field l2a_offset must be true or false, not {value!r}")

@@ -15,9 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from backend.bands import is_sentinel2_model
+from backend.dates import OpticalDates
 from backend.errors import BadInputError, CancelledError, ModelError
 from backend.job import Job, algorithm_label
-from backend.raster_io import Grid, OpticalSource
+from backend.raster_io import Grid
 from backend.sar import SarSource
 from backend.tiling import Tile, blend_weight, pad_to_tile, tile_grid, tile_starts
 from backend.writer import StripeWriter, open_output
@@ -42,7 +44,7 @@ def run_removal(
     should_stop: Callable[[], bool] | None = None,
     tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Restore ``job.optical`` tile by tile and write ``job.output``.
+    """Restore ``job.optical`` (with its further dates, if any) tile by tile and write ``job.output``.
 
     Args:
         job: the validated job (paths, tiling, batch, scaling options).
@@ -66,9 +68,8 @@ def run_removal(
     stop = should_stop or (lambda: False)
     clock = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        optical = stack.enter_context(
-            OpticalSource(job.optical, card.optical_bands, card.optical_scale, job.l2a_offset, label, card.name)
-        )
+        dates = stack.enter_context(OpticalDates(job.optical_paths, card, job.l2a_offset, job.optical_scale, label))
+        optical = dates.first
         sar = _open_sar(job, card, optical.grid, label)
         if sar is not None:
             stack.enter_context(sar)
@@ -78,11 +79,14 @@ def run_removal(
             started(len(tiles))
         if stop():
             raise CancelledError()
-        log.info(
-            "%s: %d x %d pixels, %s, %d tiles of %d px (overlap %d), batch %d",
-            label, grid.width, grid.height, optical.band_map.level, len(tiles), tile_size, overlap, job.batch,
-        )  # fmt: skip
         bands = optical.band_map.output_bands
+        kind = optical.band_map.level if is_sentinel2_model(card.optical_bands) else f"{len(bands)} bands"
+        log.info(
+            "%s: %d x %d pixels, %s, %s, %d date(s), %d tiles of %d px (overlap %d), batch %d",
+            label, grid.width, grid.height, kind, optical.dtype, len(job.optical_paths), len(tiles), tile_size,
+            overlap, job.batch,
+        )  # fmt: skip
+        tags = {**(tags or {}), "CLOUD_REMOVAL_OPTICAL_SCALE": f"{optical.scale:g}"}
         dataset = stack.enter_context(open_output(job.output, grid, bands, optical.dtype, optical.nodata, tags))
         # A batch may span several rows of tiles; the writer holds every row a batch can reach.
         rows_per_batch = -(-job.batch // len(tile_starts(grid.width, tile_size, overlap)))
@@ -93,7 +97,7 @@ def run_removal(
             if stop():
                 raise CancelledError()
             batch = tiles[start : start + job.batch]
-            skipped += _run_batch(batch, optical, sar, restore, card, grid, overlap, device, writer)
+            skipped += _run_batch(batch, dates, sar, restore, card, grid, overlap, device, writer)
             done = start + len(batch)
             writer.release(tiles[done].row if done < len(tiles) else grid.height)
             if progress:
@@ -114,6 +118,8 @@ def run_removal(
         "mpix_per_s": round(megapixels / seconds, 4) if seconds > 0 else None,
         "sar_coverage": round(sar.coverage, 4) if sar is not None else None,
         "sar_scale": sar.scale if sar is not None else None,
+        "dates": len(job.optical_paths),
+        "optical_scale": optical.scale,
     }
 
 
@@ -129,7 +135,7 @@ def _open_sar(job: Job, card: ModelCard, grid: Grid, label: str) -> SarSource | 
 
 def _run_batch(
     batch: list[Tile],
-    optical: OpticalSource,
+    optical: OpticalDates,
     sar: SarSource | None,
     restore: Restorer,
     card: ModelCard,
@@ -156,7 +162,7 @@ def _run_batch(
         sar_in = torch.from_numpy(np.stack(sar_tiles)).to(device)
     with torch.inference_mode():
         restored = restore(optical_in, sar_in, [item[0].origin for item in kept])
-    expected = tuple(optical_in.shape)
+    expected = (len(kept), len(card.optical_bands), size, size)
     if tuple(restored.shape) != expected:
         raise ModelError(f"Model {card.name} returned tiles of shape {tuple(restored.shape)}, expected {expected}")
     result = restored.detach().float().cpu().numpy()

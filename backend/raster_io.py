@@ -15,19 +15,23 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import rasterio
 from rasterio.crs import CRS
-from rasterio.enums import MaskFlags
-from rasterio.errors import RasterioIOError
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.transform import Affine, array_bounds
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from backend.bands import BandMap, optical_band_map
-from backend.errors import BadInputError, UnreadableFileError
+from backend.bands import BandMap, is_sentinel2_model, optical_band_map
+from backend.errors import BadInputError, NoOverlapError, UnreadableFileError
+from backend.optical_scale import choose_scale, dtype_range
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +68,59 @@ def open_raster(path: str, role: str) -> DatasetReader:
     if "://" not in path and not path.startswith("/vsi") and not os.path.exists(path):
         raise UnreadableFileError(f"Cannot read {path}: the {role} file does not exist")
     try:
-        return rasterio.open(path)
+        with warnings.catch_warnings():
+            # Plain PNG/JPEG images have no georeferencing; the output then has none either, which is no fault.
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
     except RasterioIOError as error:
         raise UnreadableFileError(f"Cannot read {path}: {error}") from error
 
 
-def _dtype_range(dtype: np.dtype) -> tuple[float, float]:
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return float(info.min), float(info.max)
-    finfo = np.finfo(dtype)
-    return float(finfo.min), float(finfo.max)
+def georeferenced(grid: Grid) -> bool:
+    """Whether a grid has a CRS or a real transform (a plain PNG or JPEG has neither)."""
+    return grid.crs is not None or not grid.transform.is_identity
+
+
+def warped_onto(dataset: DatasetReader, grid: Grid, what: str) -> DatasetReader | WarpedVRT:
+    """``dataset`` itself when it lies on ``grid``, else a bilinear warped view of it on ``grid`` (NaN outside).
+
+    Args:
+        dataset: an extra optical date.
+        grid: the first date's grid.
+        what: the raster in messages, e.g. ``Optical date 2 (b.tif)``.
+
+    Raises:
+        BadInputError: one of the two has no georeferencing and they differ in size.
+        NoOverlapError: they share no ground.
+    """
+    own = Grid(dataset.crs, dataset.transform, dataset.width, dataset.height)
+    if own == grid or (not georeferenced(own) and not georeferenced(grid) and own.width == grid.width
+                       and own.height == grid.height):  # fmt: skip
+        return dataset
+    if not georeferenced(own) or grid.crs is None or own.crs is None:
+        raise BadInputError(
+            f"{what} is {own.width} x {own.height} pixels and the first date {grid.width} x {grid.height}, and "
+            "without a CRS on both it cannot be placed on the first; give every date on the same grid"
+        )
+    try:
+        left, bottom, right, top = transform_bounds(own.crs, grid.crs, *dataset.bounds, densify_pts=21)
+    except RasterioError:
+        left, bottom, right, top = grid.bounds  # not expressible in the first date's CRS: let the warp decide
+    g_left, g_bottom, g_right, g_top = grid.bounds
+    if left >= g_right or right <= g_left or bottom >= g_top or top <= g_bottom:
+        raise NoOverlapError(f"{what} does not overlap the first optical date; check that both show the same place")
+    log.info("%s is on another grid: warped onto the first date's grid (bilinear)", what)
+    return WarpedVRT(
+        dataset,
+        crs=grid.crs,
+        transform=grid.transform,
+        width=grid.width,
+        height=grid.height,
+        resampling=Resampling.bilinear,
+        src_nodata=dataset.nodata,
+        nodata=np.nan,
+        dtype="float32",
+    )
 
 
 class OpticalSource:
@@ -90,28 +136,50 @@ class OpticalSource:
     """
 
     def __init__(
-        self, path: str, model_bands: tuple[str, ...], scale: float, l2a_offset: bool, algorithm: str, model: str
+        self,
+        path: str,
+        model_bands: tuple[str, ...],
+        scale: float,
+        l2a_offset: bool,
+        algorithm: str,
+        model: str,
+        *,
+        explicit_scale: float | None = None,
+        onto: Grid | None = None,
+        what: str | None = None,
     ) -> None:
         """Open ``path`` and check that its bands can feed the model.
 
         Args:
-            path: the Sentinel-2 raster.
+            path: the optical raster (Sentinel-2, or RGB / RGB + NIR for models of visible bands).
             model_bands: the model card's ``optical_bands``.
-            scale: DN that means reflectance 1.0 (the card's ``optical_scale``).
+            scale: the card's ``optical_scale`` (see :func:`choose_scale` for the scale actually used).
             l2a_offset: subtract the 1000 DN offset of processing baseline 04.00+.
             algorithm: the method's display name for messages (``DB-CR``).
             model: the model's name for messages.
+            explicit_scale: the DN that means reflectance 1.0, overriding the card's.
+            onto: read the raster on this grid (an extra date onto the first date's grid), warping if needed.
+            what: the raster in messages (default ``S2 layer PATH`` or ``Optical layer PATH``).
 
         Raises:
             UnreadableFileError: the file cannot be read.
-            BadInputError: its bands or data type cannot be used.
+            BadInputError: its bands, data type or grid cannot be used.
         """
-        self.dataset = open_raster(path, "S2")
+        role = "S2" if is_sentinel2_model(model_bands) else "optical"
+        self.dataset = open_raster(path, role)
+        self._reader: DatasetReader | WarpedVRT = self.dataset
+        what = what or f"{role[0].upper()}{role[1:]} layer {path}"
         try:
-            self.band_map: BandMap = optical_band_map(self.dataset.descriptions, model_bands, algorithm, model)
+            descriptions = self.dataset.descriptions
+            if self.dataset.count > 1 and self.dataset.colorinterp[-1] == ColorInterp.alpha:
+                descriptions = descriptions[:-1]  # an alpha band marks valid pixels (see has_mask), it is no band
+            self.band_map: BandMap = optical_band_map(descriptions, model_bands, algorithm, model)
             self.dtype = np.dtype(self.dataset.dtypes[0])
             if len(set(self.dataset.dtypes)) > 1 or np.issubdtype(self.dtype, np.complexfloating):
-                raise BadInputError(f"S2 layer {path} mixes data types or is complex; save it with one real type")
+                raise BadInputError(f"{what} mixes data types or is complex; save it with one real type")
+            self.scale = choose_scale(self.dataset, self.band_map.read_indexes, scale, explicit_scale)
+            if onto is not None:
+                self._reader = warped_onto(self.dataset, onto, what)
         except BaseException:
             self.dataset.close()
             raise
@@ -119,16 +187,19 @@ class OpticalSource:
             log.warning(
                 "Model %s does not restore band %s; the output leaves it out", model, ", ".join(self.band_map.dropped)
             )
-        self.grid = Grid(self.dataset.crs, self.dataset.transform, self.dataset.width, self.dataset.height)
-        self.nodata: float | None = self.dataset.nodata
+        self.grid = onto or Grid(self.dataset.crs, self.dataset.transform, self.dataset.width, self.dataset.height)
+        warped = self._reader is not self.dataset
+        # A warped view marks "no data" with NaN, which every read already treats as invalid.
+        self.nodata: float | None = None if warped else self.dataset.nodata
         flags = self.dataset.mask_flag_enums[0]
-        self.has_mask = MaskFlags.per_dataset in flags or MaskFlags.alpha in flags
-        self.scale = float(scale)
+        self.has_mask = not warped and (MaskFlags.per_dataset in flags or MaskFlags.alpha in flags)
         self.offset = BASELINE_04_OFFSET_DN if l2a_offset else 0.0
         self._fills = np.asarray(self.band_map.fills, dtype=np.float32)
 
     def close(self) -> None:
-        """Close the dataset."""
+        """Close the dataset (and its warped view)."""
+        if self._reader is not self.dataset:
+            self._reader.close()
         self.dataset.close()
 
     def __enter__(self) -> OpticalSource:
@@ -144,7 +215,7 @@ class OpticalSource:
             reflectance: float32 (len(model bands), h, w), model band order, invalid values filled.
             valid: bool (h, w), True where the pixel has data.
         """
-        raw = self.dataset.read(self.band_map.read_indexes, window=window, out_dtype=np.float32)
+        raw = self._reader.read(self.band_map.read_indexes, window=window, out_dtype=np.float32)
         band_valid = np.isfinite(raw)
         if self.nodata is not None and not np.isnan(self.nodata):
             band_valid &= raw != np.float32(self.nodata)
@@ -178,7 +249,7 @@ class OpticalSource:
             to the dtype's range.
         """
         values = reflectance[list(self.band_map.output_sources)] * np.float32(self.scale) + np.float32(self.offset)
-        low, high = _dtype_range(self.dtype)
+        low, high = dtype_range(self.dtype)
         if np.issubdtype(self.dtype, np.integer):
             values = np.clip(np.rint(values), low, high)
             if self.nodata is not None:

@@ -1,4 +1,6 @@
-"""``python -m backend run ALGORITHM ...``: remove clouds from one Sentinel-2 raster (what the QGIS plugin runs).
+"""``python -m backend run ALGORITHM ...``: remove clouds from one optical raster (what the QGIS plugin runs).
+
+``--optical`` may be repeated for multi-date models (DiffCR): the dates in order, the first giving the output grid.
 
 Flags and the JSON job file (``--job``) use the same keys (see :class:`backend.job.Job`); flags given on the command
 line override the file's values. Flags left out take the model card's values (tile size, NFE) or the defaults.
@@ -11,7 +13,7 @@ import json
 from typing import Any
 
 from backend.errors import BackendError, BadInputError, UnreadableFileError
-from backend.job import JOB_FIELDS, SAR_SCALES, Job
+from backend.job import JOB_FIELDS, RUNTIMES, SAR_SCALES, Job
 from backend.protocol import EXIT_USER_ERROR
 from backend.reporting import Reporter
 
@@ -20,13 +22,20 @@ def register(subparsers: Any) -> None:
     """Add the ``run`` command."""
     parser = subparsers.add_parser(
         "run",
-        help="remove clouds from a Sentinel-2 raster",
-        description="Remove clouds from one Sentinel-2 raster, tile by tile, and write a GeoTIFF on its grid.",
+        help="remove clouds from an optical raster",
+        description="Remove clouds from one optical raster (Sentinel-2, or RGB for DE), tile by tile, and write a "
+        "GeoTIFF on its grid.",
     )
     # SUPPRESS: an option not given is absent, so a --job file's value is not overwritten by a default.
     hide = argparse.SUPPRESS
-    parser.add_argument("algorithm", nargs="?", default=hide, help="the method, e.g. dbcr")
-    parser.add_argument("--optical", default=hide, help="Sentinel-2 raster: L1C (13 bands) or L2A (12 bands)")
+    parser.add_argument("algorithm", nargs="?", default=hide, help="the method: dbcr, diffcr or de")
+    parser.add_argument(
+        "--optical",
+        action="append",
+        default=hide,
+        help="optical raster: Sentinel-2 L1C (13 bands) or L2A (12 bands), or RGB (+ NIR) for DE; repeat it for "
+        "the cloudy dates of a multi-date model (DiffCR), the first giving the output grid",
+    )
     parser.add_argument("--sar", default=hide, help="Sentinel-1 raster with VV and VH (dB or linear)")
     parser.add_argument("--output", default=hide, help="GeoTIFF to write (.tif); its folder must exist")
     parser.add_argument("--model", default=hide, help="model name or .safetensors file (default: the shipped one)")
@@ -50,6 +59,19 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--seed", type=int, default=hide, help="seed of the diffusion methods' noise (default 0)")
     parser.add_argument("--threads", type=int, default=hide, help="CPU threads (default: all cores but one)")
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default=hide,
+        help="advanced: torch (default) or onnxruntime (the network is exported to ONNX once per tile size, cached)",
+    )
+    parser.add_argument(
+        "--optical-scale",
+        dest="optical_scale",
+        type=float,
+        default=hide,
+        help="advanced: DN that means reflectance 1.0 (default: the model card's, e.g. 10000 for Sentinel-2)",
+    )
     parser.add_argument("--job", dest="job_file", default=None, help="JSON file with the job (same keys as flags)")
     parser.add_argument("--events", action="store_true", help="write JSON-line events on stdout (for the plugin)")
     parser.set_defaults(handler=handle)
@@ -64,6 +86,8 @@ def job_from_args(args: argparse.Namespace) -> Job:
     data: dict[str, Any] = {}
     if args.job_file:
         data.update(read_job_file(args.job_file))
+    if hasattr(args, "optical"):
+        data.pop("extra_optical", None)  # --optical flags replace every date of the file
     for name in JOB_FIELDS:
         if hasattr(args, name):
             data[name] = getattr(args, name)

@@ -12,18 +12,20 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import torch
 
-from backend.device import choose_device, configure_threads
+from backend.device import choose_device, configure_threads, default_threads
 from backend.errors import BackendError, BadInputError, CancelledError, DeviceError, ModelError
 from backend.job import Job, algorithm_label
 from backend.pipeline import Restorer, run_removal
 from backend.protocol import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USER_ERROR
 from backend.raster_io import open_raster
 from backend.reporting import Reporter, forward_logs
+from backend.runtime import Network, ort_device_label, place_network
 from models.card import ModelCard
 
 log = logging.getLogger(__name__)
@@ -44,31 +46,95 @@ def default_model(algorithm: str) -> str:
 
 
 def load_restorer(job: Job, device: torch.device) -> tuple[Restorer, ModelCard]:
-    """Load the job's model onto ``device`` and wrap it in its method's restorer.
+    """Load the job's model (and DE's reference network) for the job's runtime and wrap it in its method's restorer.
+
+    Args:
+        job: the job (model, NFE, seed, runtime, tile size, device, threads).
+        device: where the torch runtime puts the network; the restorer receives its tensors there (the
+            ``onnxruntime`` runtime takes them on the CPU, see :func:`tensor_device`).
 
     Raises:
-        ModelError: the model cannot be found or read, or belongs to another algorithm.
+        ModelError: the model cannot be found, read or exported, or belongs to another algorithm.
+        DeviceError: ONNX Runtime was asked for CUDA and has none.
     """
+    from models.diffusion_restorers import DIFFCR_MIN_NFE
     from models.methods import make_restorer
-    from models.registry import ModelNotFoundError, load_model
 
     name = job.model or default_model(job.algorithm)
     log.info("Loading model %s", name)
-    try:
-        network, card = load_model(name)
-    except ModelNotFoundError as error:
-        raise ModelError(str(error)) from error
+    network, card, weights = load_network(name)
     if card.algorithm != job.algorithm:
         raise ModelError(
             f"Model {card.name} is a {algorithm_label(card.algorithm)} model, not {algorithm_label(job.algorithm)}; "
             f"choose a {algorithm_label(job.algorithm)} model or run {card.algorithm}"
         )
-    network = network.to(device).eval()
+    tile, _ = job.tiling(card.tile_size)
+    threads = job.threads or default_threads()
+
+    def place(net: torch.nn.Module, net_card: ModelCard, path: Path) -> Network:
+        return place_network(
+            net, net_card, path, runtime=job.runtime, tile=tile, torch_device=device, device=job.device, threads=threads
+        )
+
+    reference = None
+    if card.algorithm == "de":
+        reference_net, reference_card, reference_path = load_network(reference_model_name(card, weights))
+        reference = place(reference_net, reference_card, reference_path)
+    nfe = job.nfe or card.default_nfe
+    if card.algorithm == "diffcr" and nfe < DIFFCR_MIN_NFE:
+        raise BadInputError(
+            f"DiffCR needs at least {DIFFCR_MIN_NFE} steps (NFE): its solver ends with a denoising step; "
+            f"NFE {nfe} leaves no solver step"
+        )
     try:
-        restore = make_restorer(network, card, job.nfe or card.default_nfe, job.seed)
+        restore = make_restorer(place(network, card, weights), card, nfe, job.seed, reference)
     except ValueError as error:
         raise ModelError(f"Model {card.name} cannot run: {error}") from error
     return restore, card
+
+
+def tensor_device(job: Job) -> torch.device:
+    """Where the pipeline puts the restorer's tensors: the torch device, or the CPU for ONNX Runtime.
+
+    Raises:
+        DeviceError: the torch device is not available.
+    """
+    return choose_device(job.device) if job.runtime == "torch" else torch.device("cpu")
+
+
+def load_network(name: str) -> tuple[torch.nn.Module, ModelCard, Path]:
+    """Load a model by name or path: its network (CPU), card and weights file.
+
+    Raises:
+        ModelError: the model cannot be found or read.
+    """
+    from models.registry import ModelNotFoundError, load_model, resolve_weights
+
+    try:
+        weights = resolve_weights(name)
+        network, card = load_model(str(weights))
+    except ModelNotFoundError as error:
+        raise ModelError(str(error)) from error
+    return network, card, weights
+
+
+def reference_model_name(card: ModelCard, weights: Path) -> str:
+    """DE's reference network: the card's ``reference_model``, a name, a path, or a file beside the DE weights.
+
+    Raises:
+        ModelError: the card names none.
+    """
+    name = (card.schedule or {}).get("reference_model")
+    if not name:
+        raise ModelError(
+            f"DE model {card.name} names no reference network; import one (python -m backend import-checkpoint "
+            "de-reference-official ...) and import the DE weights again with --reference"
+        )
+    beside = weights.parent / str(name)
+    for candidate in (beside, beside.with_name(f"{beside.name}.safetensors")):
+        if not Path(str(name)).is_absolute() and candidate.is_file():
+            return str(candidate)
+    return str(name)
 
 
 def execute(job: Job, reporter: Reporter, should_stop: Callable[[], bool] | None = None) -> int:
@@ -101,19 +167,20 @@ def execute(job: Job, reporter: Reporter, should_stop: Callable[[], bool] | None
 
 
 def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str, Any]:
-    device = choose_device(job.device)
+    device = tensor_device(job)
     threads = configure_threads(job.threads)
     # Opening is cheap and loading a model is not: an unreadable input fails before the model loads.
-    for path, role in ((job.optical, "S2"), (job.sar, "S1")):
+    for path, role in (*((path, "optical") for path in job.optical_paths), (job.sar, "S1")):
         if path:
             open_raster(path, role).close()
     if stop():
         raise CancelledError()
     restore, card = load_restorer(job, device)
     nfe = job.nfe or card.default_nfe
+    where = str(device) if job.runtime == "torch" else ort_device_label(job.device)
 
     def started(tiles: int) -> None:
-        reporter.emit("started", algorithm=job.algorithm, tiles=tiles, model=card.name, nfe=nfe, device=str(device))
+        reporter.emit("started", algorithm=job.algorithm, tiles=tiles, model=card.name, nfe=nfe, device=where)
 
     def progress(done: int, total: int) -> None:
         reporter.emit("progress", done=done, total=total)
@@ -123,6 +190,7 @@ def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str
         "CLOUD_REMOVAL_MODEL": card.name,
         "CLOUD_REMOVAL_NFE": str(nfe),
         "CLOUD_REMOVAL_SEED": str(job.seed),
+        "CLOUD_REMOVAL_RUNTIME": job.runtime,
     }
     try:
         stats = run_removal(
@@ -132,7 +200,7 @@ def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str
         if device.type == "cuda" and "CUDA" in str(error):
             raise DeviceError(f"The GPU failed while running the model ({error}); try the CPU") from error
         raise
-    stats.update(model=card.name, algorithm=job.algorithm, nfe=nfe, device=str(device), threads=threads)
+    stats.update(model=card.name, algorithm=job.algorithm, nfe=nfe, device=where, threads=threads, runtime=job.runtime)
     return stats
 
 

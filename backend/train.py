@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections import Counter
@@ -31,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument(
+        "--export-only", action="store_true", help="write the weights file from the run's last checkpoint and stop"
+    )
     parser.set_defaults(handler=main)
 
 
@@ -41,7 +45,14 @@ def main(args: argparse.Namespace) -> int:
     from models import dbcr
     from models.training.chips import load_chips, split_by_place
     from models.training.clouds import real_cloud_spectra
-    from models.training.train_dbcr import TrainSettings, dbcr_card, save_model, train_dbcr
+    from models.training.train_dbcr import (
+        TrainSettings,
+        dbcr_card,
+        last_validation,
+        load_checkpoint_ema,
+        save_model,
+        train_dbcr,
+    )
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -69,11 +80,18 @@ def main(args: argparse.Namespace) -> int:
         with open(log_file, "a") as handle:
             handle.write(line + "\n")
 
-    log(f'{{"train_chips": {len(train_chips)}, "validation_chips": {len(val_chips)}}}')
-    started = time.time()
-    network, metrics = train_dbcr(configs[args.config], settings, train_chips, val_chips, spectra, run_dir, log)
     sources = dict(Counter(chip.source for chip in train_chips))
-    card = dbcr_card(name, configs[args.config], settings, sources, metrics, time.time() - started)
+    if args.export_only:
+        network, step = load_checkpoint_ema(run_dir / "checkpoint.pt", configs[args.config])
+        metrics = last_validation(log_file)
+        seconds = float(metrics.pop("seconds", 0.0))
+        settings = dataclasses.replace(settings, steps=step)
+    else:
+        log(f'{{"train_chips": {len(train_chips)}, "validation_chips": {len(val_chips)}}}')
+        started = time.time()
+        network, metrics = train_dbcr(configs[args.config], settings, train_chips, val_chips, spectra, run_dir, log)
+        seconds = time.time() - started
+    card = dbcr_card(name, configs[args.config], settings, sources, metrics, seconds)
     save_model(out, network, card)
     log(f'{{"weights": "{out}"}}')
     return 0

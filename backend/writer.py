@@ -14,21 +14,25 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.errors import RasterioError
+from rasterio.enums import ColorInterp
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
 from backend.errors import OutputError
 from backend.protocol import partial_path
-from backend.raster_io import Grid
+from backend.raster_io import Grid, georeferenced
 from backend.tiling import Tile
 
 MAX_BLOCK = 512
+# Sentinel-2 red, green, blue: outputs whose first bands these are get RGB colour interpretation.
+VISIBLE_RGB = ("B4", "B3", "B2")
 # GeoTIFF tile sides must be multiples of 16.
 BLOCK_MULTIPLE = 16
 
@@ -42,8 +46,13 @@ def block_size(length: int) -> int:
 
 
 def output_profile(grid: Grid, count: int, dtype: np.dtype, nodata: float | None) -> dict[str, Any]:
-    """GeoTIFF creation options: the optical grid, tiled, DEFLATE with a predictor, BigTIFF when it may be needed."""
+    """GeoTIFF creation options: the optical grid, tiled, DEFLATE with a predictor, BigTIFF when it may be needed.
+
+    An input without georeferencing (a plain PNG or JPEG) gives an output without CRS or geotransform, not an
+    identity transform: GIS software (QGIS, GDAL) then shows both the same way, image rows top-down.
+    """
     floating = np.issubdtype(dtype, np.floating)
+    located = georeferenced(grid)
     return {
         "driver": "GTiff",
         "width": grid.width,
@@ -51,7 +60,7 @@ def output_profile(grid: Grid, count: int, dtype: np.dtype, nodata: float | None
         "count": count,
         "dtype": np.dtype(dtype).name,
         "crs": grid.crs,
-        "transform": grid.transform,
+        "transform": grid.transform if located else None,
         "nodata": nodata,
         "tiled": True,
         "blockxsize": block_size(grid.width),
@@ -84,12 +93,18 @@ def open_output(
     with contextlib.suppress(FileNotFoundError):
         os.remove(partial)  # left by a killed run
     try:
-        dataset = rasterio.open(partial, "w", **profile)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # an ungeoreferenced input: expected
+            dataset = rasterio.open(partial, "w", **profile)
     except (RasterioError, OSError) as error:
         raise OutputError(f"Cannot write {output}: {error}") from error
     try:
         for index, name in enumerate(band_names, start=1):
             dataset.set_band_description(index, name)
+        if tuple(band_names[:3]) == VISIBLE_RGB:
+            # Red, green, blue first (RGB or RGB + NIR): GIS software shows it in true colour.
+            rest = [ColorInterp.undefined] * (len(band_names) - 3)
+            dataset.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, *rest]
         if tags:
             dataset.update_tags(**tags)
         yield dataset

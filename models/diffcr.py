@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,11 @@ class DiffCRConfig:
     def cond_channels(self) -> int:
         """Channels of one date's condition: optical bands plus SAR bands."""
         return self.bands + self.sar_bands
+
+
+# A CPU-practical DiffCR for Sentinel-2: 13 L1C bands, one cloudy date, S1 VV + VH as extra condition channels,
+# width 16 (1.68 M parameters, 2.2 GMACs per 256² tile against the paper's 22.9 M and 45.8).
+LITE = DiffCRConfig(bands=13, dates=1, sar_bands=2, width=16)
 
 
 def gamma_embedding(gammas: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -157,7 +162,7 @@ def build(config: Mapping[str, Any]) -> DiffCRNet:
     return DiffCRNet(DiffCRConfig.from_dict(config))
 
 
-def make_denoiser(network: nn.Module, schedule: DiscreteVPSchedule, time_input: str = "gamma") -> Denoiser:
+def make_denoiser(network: Callable[..., Any], schedule: DiscreteVPSchedule, time_input: str = "gamma") -> Denoiser:
     """Adapt a DiffCR network to the sampler's ``denoise(x_t, t, cond) -> x0_hat`` contract.
 
     The official code trains with the embedding fed γ = ᾱ ∈ (0, 1] but its DPM-Solver wrapper feeds

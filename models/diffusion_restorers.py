@@ -8,9 +8,10 @@ repeat. Both methods work in [-1, 1]: r → 2r − 1 on the way in, x → (x + 1
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from models import de, diffcr
 from models.card import ModelCard
@@ -20,6 +21,10 @@ from models.noise_schedules import alphas_cumprod, make_betas
 from models.position_noise import batch_position_noise
 
 Restorer = Callable[[Tensor, Tensor | None, list[tuple[int, int]]], Tensor]
+# A torch module or anything called like one (models.onnx_export.OnnxModule).
+Network = Callable[..., Any]
+# DPM-Solver++ with the official final denoising takes NFE - 1 solver steps: NFE 1 leaves none.
+DIFFCR_MIN_NFE = 2
 
 
 def _per_date(images: Tensor, per_date: int, dates: int, what: str) -> Tensor:
@@ -31,12 +36,14 @@ def _per_date(images: Tensor, per_date: int, dates: int, what: str) -> Tensor:
     raise ValueError(f"{what} has {images.shape[1]} bands; this model needs {per_date} per date for {dates} dates")
 
 
-def diffcr_restorer(network: nn.Module, card: ModelCard, nfe: int, seed: int = 0) -> Restorer:
+def diffcr_restorer(network: Network, card: ModelCard, nfe: int, seed: int = 0) -> Restorer:
     """DiffCR: DPM-Solver++ from position noise, conditioned on the cloudy date(s) and optional SAR.
 
     ``optical`` holds one image (repeated for every date) or the dates stacked band-wise, date after date;
     ``sar`` likewise, when the model has SAR bands.
     """
+    if nfe < DIFFCR_MIN_NFE:
+        raise ValueError(f"DiffCR needs at least {DIFFCR_MIN_NFE} steps (NFE), not {nfe}")
     config = diffcr.DiffCRConfig.from_dict(card.config)
     schedule_card = card.schedule or {}
     betas = make_betas(schedule_card.get("name", "sigmoid"), int(schedule_card.get("n_timestep", 1000)))
@@ -64,7 +71,7 @@ def diffcr_restorer(network: nn.Module, card: ModelCard, nfe: int, seed: int = 0
 
 
 def de_restorer(
-    network: nn.Module, card: ModelCard, nfe: int, seed: int = 0, reference: nn.Module | None = None
+    network: Network, card: ModelCard, nfe: int, seed: int = 0, reference: Network | None = None
 ) -> Restorer:
     """DE: DDIM from position noise, fusing the reference network's output at every step.
 

@@ -33,6 +33,9 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "diffcr-paper": ("diffcr", dataclasses.asdict(diffcr.DiffCRConfig.paper())),
     "de-paper": ("de", dataclasses.asdict(de.DEConfig.paper())),
     "de-reference-paper": ("de-reference", dataclasses.asdict(de_reference.DEReferenceConfig())),
+    "diffcr-lite": ("diffcr", dataclasses.asdict(diffcr.LITE)),
+    "de-lite": ("de", dataclasses.asdict(de.LITE)),
+    "de-reference-lite": ("de-reference", dataclasses.asdict(de_reference.LITE)),
 }
 # the model each algorithm uses when the user names none
 DEFAULT_MODELS = {"dbcr": "dbcr-lite"}

@@ -106,9 +106,13 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         """Return the backend command line (after ``python -m backend``) for these parameters."""
         if output.suffix.lower() not in (".tif", ".tiff"):
             raise QgsProcessingException(f"The output must be a GeoTIFF file (.tif), not {output.name}.")
-        inputs = {"--optical": raster_file(self.parameterAsRasterLayer(parameters, self.OPTICAL, context), "optical")}
+        layers = {"--optical": (self.OPTICAL, "Sentinel-2")}
         if self.USES_SAR:
-            inputs["--sar"] = raster_file(self.parameterAsRasterLayer(parameters, self.SAR, context), "Sentinel-1")
+            layers["--sar"] = (self.SAR, "Sentinel-1")
+        inputs = {
+            flag: raster_file(self.parameterAsRasterLayer(parameters, key, context), role)
+            for flag, (key, role) in layers.items()
+        }
         for path in inputs.values():
             if os.path.abspath(path) == os.path.abspath(output):
                 raise QgsProcessingException(f"The output would overwrite the input {path}; choose another file.")
@@ -132,7 +136,7 @@ def raster_file(layer: QgsRasterLayer | None, role: str) -> str:
 
     Args:
         layer: the layer chosen for an input.
-        role: what the input is, for the message (``optical``, ``Sentinel-1``).
+        role: what the input is, for the message (``Sentinel-2``, ``Sentinel-1``).
     """
     if layer is None or not layer.isValid():
         raise QgsProcessingException(

@@ -149,6 +149,24 @@ def resume(path: Path, network: DBCRNet, ema: DBCRNet, optimizer: torch.optim.Op
     return int(state["step"])
 
 
+def load_checkpoint_ema(path: Path, config: DBCRConfig) -> tuple[DBCRNet, int]:
+    """The averaged network of a checkpoint and its step: to ship a run that was stopped early."""
+    state = torch.load(path, weights_only=True)
+    network = DBCRNet(config)
+    network.load_state_dict(state["ema"])
+    return network.eval(), int(state["step"])
+
+
+def last_validation(log_path: Path) -> dict[str, float]:
+    """The metrics of the last evaluation line of a run log."""
+    metrics: dict[str, float] = {}
+    for line in log_path.read_text().splitlines():
+        entry = json.loads(line)
+        if "psnr_output" in entry:
+            metrics = {key: entry[key] for key in ("psnr_output", "psnr_cloudy", "step", "seconds")}
+    return metrics
+
+
 def dbcr_card(name: str, config: DBCRConfig, settings: TrainSettings, sources: dict[str, int],
               metrics: dict[str, float], seconds: float) -> ModelCard:
     """The card of a freshly trained DB-CR model."""

@@ -162,3 +162,64 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
     save_weights(path, network.state_dict(), card)
     return str(path)
+
+
+def _randomised(network: torch.nn.Module, std: float = 0.05) -> torch.nn.Module:
+    """Random weights everywhere: zero-initialised output layers would make every comparison trivial."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
+    return network
+
+
+def _save(path: Path, algorithm: str, config: dict, card: ModelCard) -> str:
+    from models.card import save_weights
+    from models.registry import build_network
+
+    network = _randomised(build_network(algorithm, config))
+    # Clone: MPRNet shares one PReLU across blocks, and safetensors refuses tensors that share memory.
+    save_weights(path, {key: value.detach().clone() for key, value in network.state_dict().items()}, card)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Tiny random DiffCR (2 dates + S1, and optical only) and DE (RGB, with its reference beside it) weights."""
+    import dataclasses
+
+    from models.de import DEConfig
+    from models.de_reference import DEReferenceConfig
+    from models.diffcr import DiffCRConfig
+
+    folder = tmp_path_factory.mktemp("diffusion-models")
+    threshold = {"ratio": 0.995, "max_val": 1.0}
+    schedule = {"name": "sigmoid", "n_timestep": 1000, "time_input": "gamma", "thresholding": threshold}
+    out: dict[str, str] = {}
+    small = {"width": 8, "enc_blocks": (1, 1), "dec_blocks": (1, 1), "emb_dim": 16, "time_dim": 32}
+    for name, dates, sar in (("tiny-diffcr", 2, 2), ("tiny-diffcr-nosar", 1, 0)):
+        config = dataclasses.asdict(DiffCRConfig(bands=13, dates=dates, sar_bands=sar, **small))
+        card = ModelCard(
+            name=name, algorithm="diffcr", config=config, sar_bands=("VV", "VH") if sar else (), tile_size=32,
+            default_nfe=3, schedule=schedule,
+        )  # fmt: skip
+        out[name] = _save(folder / f"{name}.safetensors", "diffcr", config, card)
+    rgb = ("B4", "B3", "B2")
+    reference = dataclasses.asdict(DEReferenceConfig(n_feat=8, scale_unetfeats=4, scale_orsnetfeats=4, num_cab=1))
+    reference_card = ModelCard(
+        name="tiny-de-ref", algorithm="de-reference", config=reference, optical_bands=rgb, sar_bands=(),
+        optical_scale=255.0, tile_size=32,
+    )  # fmt: skip
+    out["tiny-de-ref"] = _save(folder / "tiny-de-ref.safetensors", "de-reference", reference, reference_card)
+    de = dataclasses.asdict(
+        DEConfig(model_channels=32, num_res_blocks=1, channel_mult=(1, 2), attention_ds=(2,), wa_channels=32,
+                 wa_channel_mult=(1, 2))
+    )  # fmt: skip
+    # The reference is named by its file's stem: the backend finds it beside the DE weights.
+    de_schedule = {"name": "adm-linear", "n_timestep": 1000, "w_min": 0.3, "reference_model": "tiny-de-ref"}
+    de_card = ModelCard(
+        name="tiny-de", algorithm="de", config=de, optical_bands=rgb, sar_bands=(), optical_scale=255.0, tile_size=32,
+        default_nfe=3, schedule=de_schedule,
+    )  # fmt: skip
+    out["tiny-de"] = _save(folder / "tiny-de.safetensors", "de", de, de_card)
+    return out

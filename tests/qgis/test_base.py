@@ -29,7 +29,7 @@ def test_a_layer_that_is_not_a_file_is_refused(provider: Any, tmp_path: Path) ->
     assert tiles.isValid()
     ok, errors = run({"OPTICAL": tiles, "SAR": str(SAMPLE_S1), "OUTPUT": str(tmp_path / "out.tif")})
     assert not ok
-    assert any("The optical layer 'Web tiles' is not a single raster file on disk" in e for e in errors), errors
+    assert any("The Sentinel-2 layer 'Web tiles' is not a single raster file on disk" in e for e in errors), errors
     assert any("Save it as a GeoTIFF first" in e for e in errors)
 
 
