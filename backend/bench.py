@@ -1,5 +1,8 @@
 """``python -m backend bench``: how fast a real run is, end to end, beside the bare network on the same tiles.
 
+With ``--per-tile`` it times each method's restorer per tile instead, torch against ONNX Runtime
+(``backend.bench_tiles``).
+
 For each size, a square S2 + S1 pair is mosaicked from the SEN12MS-CR demo sample (256 x 256, mirrored at every
 seam so the mosaic stays continuous) with a proper transform, and ``python -m backend run`` is run on it as a
 subprocess, exactly as the plugin runs it. Its wall time and peak RSS (``wait4`` of that child) are measured.
@@ -174,17 +177,65 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--batch", type=int, default=4, help="tiles per network call")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads")
     parser.add_argument("--sample-dir", type=Path, default=SAMPLE_DIR, help="folder with the SEN12MS-CR sample")
+    per_tile = parser.add_argument_group("per-tile timing (python -m backend bench --per-tile)")
+    per_tile.add_argument(
+        "--per-tile",
+        type=_names,
+        nargs="?",
+        const=_names(PER_TILE_DEFAULT),
+        default=None,
+        metavar="MODELS",
+        help=f"time each model's restorer per tile instead: configs or models, comma-separated "
+        f"(default {PER_TILE_DEFAULT}; configs run untrained)",
+    )
+    per_tile.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
+    per_tile.add_argument(
+        "--runtimes", type=_names, default=["torch", "onnxruntime"], help="torch,onnxruntime (default both)"
+    )
+    per_tile.add_argument("--repeats", type=int, default=3, help="timed calls per model and runtime (default 3)")
     parser.set_defaults(handler=handle)
+
+
+PER_TILE_DEFAULT = "dbcr-lite,diffcr-lite,de-lite"
+
+
+def _names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return names
 
 
 def handle(args: argparse.Namespace) -> int:
     """Print the table; a failed run is reported as a sentence."""
+    if args.per_tile:
+        return _handle_per_tile(args)
     if not (args.sample_dir / SAMPLE_S2).exists():
         print(f"Error: the SEN12MS-CR sample is not in {args.sample_dir}; give --sample-dir", file=sys.stderr)
         return EXIT_USER_ERROR
     try:
         print(bench(args))
     except (RuntimeError, BackendError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return EXIT_OK
+
+
+def _handle_per_tile(args: argparse.Namespace) -> int:
+    from backend.bench_tiles import per_tile_table
+    from backend.job import RUNTIMES, TILE_MULTIPLE, TILE_RANGE
+
+    unknown = [name for name in args.runtimes if name not in RUNTIMES]
+    if unknown or args.repeats < 1 or args.tile % TILE_MULTIPLE or not TILE_RANGE[0] <= args.tile <= TILE_RANGE[1]:
+        print(
+            f"Error: runtimes must be among {', '.join(RUNTIMES)}, repeats at least 1, and the tile a multiple of "
+            f"{TILE_MULTIPLE} between {TILE_RANGE[0]} and {TILE_RANGE[1]}",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    try:
+        print(per_tile_table(args))
+    except BackendError as error:
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     return EXIT_OK

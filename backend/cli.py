@@ -25,6 +25,7 @@ COMMANDS = {
     "train": "backend.train",
     "eval": "backend.evaluate",
     "import-checkpoint": "backend.import_checkpoint",
+    "cloudmask": "backend.cloudmask_command",
     "export-onnx": "backend.export_onnx",
 }
 

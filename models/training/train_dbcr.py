@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import random
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,8 +25,12 @@ from models.schedules import BRIDGE_TIMESTEPS, bridge_schedule, bridge_state
 from models.training.batches import sample_batch
 from models.training.chips import Chip
 from models.training.clouds import simulate_clouds
+from models.training.loop_utils import Log, checkpoint, last_validation, psnr, resume, update_ema
 
-Log = Callable[[str], None]
+__all__ = [
+    "TrainSettings", "checkpoint", "dbcr_card", "evaluate", "last_validation", "load_checkpoint_ema",
+    "make_validation", "psnr", "resume", "save_model", "train_dbcr", "training_step",
+]
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,6 @@ class TrainSettings:
     ema: float = 0.995
     eval_every: int = 250
     schedule: str = "linear"
-
-
-def psnr(a: Tensor, b: Tensor) -> float:
-    """20 log10(1 / RMSE) over all bands and pixels (reflectance in [0, 1])."""
-    rmse = torch.sqrt(torch.mean((a.clamp(0, 1) - b.clamp(0, 1)) ** 2)).item()
-    return 20 * math.log10(1.0 / max(rmse, 1e-12))
 
 
 def make_validation(chips: list[Chip], spectra: Tensor, crop: int, seed: int) -> dict[str, Tensor]:
@@ -110,9 +106,7 @@ def train_dbcr(
         cloudy = simulate_clouds(batch.clear, spectra, rng).clamp(0, 1)
         loss = training_step(network, optimizer, alphas, batch.clear, cloudy, batch.sar, settings, rng)
         scheduler.step()
-        with torch.no_grad():
-            for averaged, current in zip(ema.parameters(), network.parameters()):
-                averaged.lerp_(current, 1 - settings.ema)
+        update_ema(ema, network, settings.ema)
         if (step + 1) % settings.eval_every == 0 or step + 1 == settings.steps:
             metrics = evaluate(ema, alphas, validation)
             elapsed = time.time() - started
@@ -121,50 +115,12 @@ def train_dbcr(
     return ema.eval(), metrics
 
 
-def checkpoint(path: Path, step: int, network: DBCRNet, ema: DBCRNet, optimizer: torch.optim.Optimizer,
-               scheduler: torch.optim.lr_scheduler.LRScheduler, rng: random.Random) -> None:
-    """Save everything needed to resume exactly (our own file, read back with weights_only=True)."""
-    state = {
-        "step": step, "network": network.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "rng": json.dumps(rng.getstate()),
-        "torch_rng": torch.get_rng_state(),
-    }
-    torch.save(state, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
-
-
-def resume(path: Path, network: DBCRNet, ema: DBCRNet, optimizer: torch.optim.Optimizer,
-           scheduler: torch.optim.lr_scheduler.LRScheduler, rng: random.Random) -> int:
-    """Restore a checkpoint if one exists; return the step to continue from."""
-    if not path.exists():
-        return 0
-    state = torch.load(path, weights_only=True)
-    network.load_state_dict(state["network"])
-    ema.load_state_dict(state["ema"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    version, internal, gauss = json.loads(state["rng"])
-    rng.setstate((version, tuple(internal), gauss))
-    torch.set_rng_state(state["torch_rng"])
-    return int(state["step"])
-
-
 def load_checkpoint_ema(path: Path, config: DBCRConfig) -> tuple[DBCRNet, int]:
     """The averaged network of a checkpoint and its step: to ship a run that was stopped early."""
     state = torch.load(path, weights_only=True)
     network = DBCRNet(config)
     network.load_state_dict(state["ema"])
     return network.eval(), int(state["step"])
-
-
-def last_validation(log_path: Path) -> dict[str, float]:
-    """The metrics of the last evaluation line of a run log."""
-    metrics: dict[str, float] = {}
-    for line in log_path.read_text().splitlines():
-        entry = json.loads(line)
-        if "psnr_output" in entry:
-            metrics = {key: entry[key] for key in ("psnr_output", "psnr_cloudy", "step", "seconds")}
-    return metrics
 
 
 def dbcr_card(name: str, config: DBCRConfig, settings: TrainSettings, sources: dict[str, int],

@@ -24,3 +24,19 @@ def test_bench_table(tiny_model, capsys):
     lines = out.out.splitlines()
     assert lines[0].startswith("Model tiny, NFE 1, device cpu")
     assert lines[-1].startswith("| 96² | 16 |")
+
+
+def test_per_tile_table_times_both_runtimes(tiny_models, capsys):
+    code = main(["bench", "--per-tile", f"dbcr-lite,{tiny_models['tiny-de']}", "--tile", "32", "--repeats", "1",
+                 "--threads", "1", "--device", "cpu"])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    rows = [line for line in out.out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0] == "| model | method | NFE | weights | torch s/tile | onnxruntime s/tile |"
+    assert rows[1].startswith("| dbcr-lite | dbcr | 1 | untrained (timing only) | ")
+    assert rows[2].startswith(f"| {tiny_models['tiny-de']} | de | 3 | trained | ")
+
+
+def test_per_tile_refuses_a_bad_tile(capsys):
+    assert main(["bench", "--per-tile", "--tile", "40"]) == 2
+    assert "multiple of 16" in capsys.readouterr().err
