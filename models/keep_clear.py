@@ -1,0 +1,81 @@
+"""Keep clear pixels as they are: the model's output only under clouds, feathered at the mask's edge.
+
+A wrapper around any restorer (``restore(optical, sar, origins) -> optical``), so neither the networks nor the
+tiling know about it. The cloud mask is s2cloudless for Sentinel-2 bands and a brightness test for RGB imagery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor
+
+from models.cloudmask import brightness_cloud_mask, cloud_mask, supports_s2cloudless
+from models.methods import Restorer
+
+# The blend ramps from input to model output over about 3 sigma: wide enough to hide the seam, narrow enough
+# that clear fields next to a cloud keep their own texture.
+FEATHER_SIGMA = 3.0
+
+
+@dataclass
+class CloudCount:
+    """Running count of cloudy and all pixels seen by a keep-clear restorer (tiles overlap, so it is approximate)."""
+
+    cloudy: int = 0
+    total: int = 0
+
+    @property
+    def fraction(self) -> float:
+        """Share of cloudy pixels, 0-1."""
+        return self.cloudy / self.total if self.total else 0.0
+
+
+def tile_cloud_mask(optical: Tensor, bands: Sequence[str], threshold: float) -> Tensor:
+    """(B, C, H, W) reflectance -> (B, 1, H, W) float mask, 1 = cloud."""
+    masks = []
+    for image in optical.detach().cpu().numpy():
+        if supports_s2cloudless(bands):
+            mask = cloud_mask(image, bands, threshold=threshold)
+        else:  # RGB imagery: s2cloudless needs Sentinel-2's spectral bands
+            mask = brightness_cloud_mask(image[:3], threshold=max(threshold, 0.5))
+        masks.append(mask.astype(np.float32))
+    return torch.from_numpy(np.stack(masks))[:, None].to(optical.device)
+
+
+def feather(mask: Tensor, sigma: float = FEATHER_SIGMA) -> Tensor:
+    """Blur a (B, 1, H, W) mask with a Gaussian and keep it at 1 inside the clouds: a soft edge, outwards only."""
+    radius = max(1, round(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=mask.dtype, device=mask.device)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    padded = F.pad(mask, (radius, radius, radius, radius), mode="replicate")
+    blurred = F.conv2d(F.conv2d(padded, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))
+    return torch.maximum(mask, (2 * blurred).clamp(0, 1))
+
+
+def keep_clear(restore: Restorer, bands: Sequence[str], threshold: float, count: CloudCount | None = None) -> Restorer:
+    """Wrap a restorer so that clear pixels keep their input values.
+
+    Args:
+        restore: the method's restorer.
+        bands: the model's optical band names (to run s2cloudless on the right bands).
+        threshold: s2cloudless cloud probability threshold (or brightness threshold for RGB).
+        count: updated with the cloudy and total pixels of every tile, for the cloud fraction report.
+    """
+
+    def restore_clouds_only(optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]]) -> Tensor:
+        mask = tile_cloud_mask(optical, bands, threshold)
+        if count is not None:
+            count.cloudy += int(mask.sum())
+            count.total += mask.numel()
+        if not bool(mask.any()):
+            return optical.clone()  # nothing to restore: skip the network
+        weight = feather(mask)
+        return weight * restore(optical, sar, origins) + (1 - weight) * optical
+
+    return restore_clouds_only

@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+
+from models.card import S2_L1C_BANDS
+from models.keep_clear import CloudCount, feather, keep_clear, tile_cloud_mask
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample" / "ROIs1868_summer_s2_cloudy_19_p30.tif"
+
+
+def _sample_tile(rows=(0, 128), cols=(0, 128)):
+    with rasterio.open(SAMPLE) as dataset:
+        return torch.from_numpy(dataset.read(window=(rows, cols)).astype(np.float32) / 10000)[None]
+
+
+def test_feather_keeps_clouds_and_fades_outwards():
+    mask = torch.zeros(1, 1, 40, 40)
+    mask[..., 15:25, 15:25] = 1
+    weight = feather(mask)
+    assert torch.all(weight[mask > 0] == 1)
+    assert 0 < weight[0, 0, 20, 13] < 1  # just outside the cloud: partly the model
+    assert weight[0, 0, 20, 2] < 1e-3  # far away: the input
+
+
+def test_clear_pixels_keep_their_values_and_clouds_take_the_model():
+    optical = _sample_tile()
+    count = CloudCount()
+    restore = keep_clear(lambda o, s, origins: torch.full_like(o, 0.05), S2_L1C_BANDS, 0.4, count)
+    out = restore(optical, torch.zeros(1, 2, 128, 128), [(0, 0)])
+    mask = tile_cloud_mask(optical, S2_L1C_BANDS, 0.4)
+    weight = feather(mask)
+    clear = weight == 0
+    assert clear.any() and (mask > 0).any()
+    assert torch.equal(out[clear.expand_as(out)], optical[clear.expand_as(out)])
+    assert torch.allclose(out[(mask > 0).expand_as(out)], torch.tensor(0.05))
+    assert 0.05 < count.fraction < 0.95 and count.total == 128 * 128
+
+
+def test_a_clear_tile_skips_the_network():
+    calls = []
+
+    def restore(optical, sar, origins):
+        calls.append(1)
+        return optical
+
+    # a cloud-free patch of vegetation in the sample
+    clear = _sample_tile(rows=(64, 96), cols=(192, 224))
+    assert not tile_cloud_mask(clear, S2_L1C_BANDS, 0.4).any()
+    out = keep_clear(restore, S2_L1C_BANDS, 0.4)(clear, None, [(0, 0)])
+    assert calls == [] and torch.equal(out, clear)
+
+
+def test_rgb_uses_the_brightness_mask():
+    rgb = torch.full((1, 3, 16, 16), 0.2)
+    rgb[..., :8, :] = 0.95  # a white cloud on the upper half
+    out = keep_clear(lambda o, s, origins: torch.zeros_like(o), ("R", "G", "B"), 0.4)(rgb, None, [(0, 0)])
+    assert torch.all(out[..., :8, :] == 0)
+    assert torch.allclose(out[..., 15:, :], torch.tensor(0.2), atol=0.01)
+    assert torch.all((out[..., 9, :] > 0) & (out[..., 9, :] < 0.2))
