@@ -20,7 +20,7 @@ import torch
 
 from backend.device import choose_device, configure_threads, default_threads
 from backend.errors import BackendError, BadInputError, CancelledError, DeviceError, ModelError
-from backend.job import Job, algorithm_label
+from backend.job import ALGORITHM_LABELS, Job, algorithm_label
 from backend.pipeline import Restorer, run_removal
 from backend.protocol import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USER_ERROR
 from backend.raster_io import open_raster
@@ -40,6 +40,11 @@ def default_model(algorithm: str) -> str:
     from models.registry import DEFAULT_MODELS
 
     if algorithm not in DEFAULT_MODELS:
+        if algorithm in ALGORITHM_LABELS:
+            raise BadInputError(
+                f"No {algorithm_label(algorithm)} model is shipped with the plugin yet; give one with --model "
+                "(a .safetensors file, e.g. made by python -m backend import-checkpoint)"
+            )
         known = ", ".join(sorted(DEFAULT_MODELS)) or "none"
         raise BadInputError(f"Unknown algorithm {algorithm!r}; available: {known}")
     return DEFAULT_MODELS[algorithm]
@@ -76,16 +81,21 @@ def load_restorer(job: Job, device: torch.device) -> tuple[Restorer, ModelCard]:
             net, net_card, path, runtime=job.runtime, tile=tile, torch_device=device, device=job.device, threads=threads
         )
 
-    reference = None
-    if card.algorithm == "de":
-        reference_net, reference_card, reference_path = load_network(reference_model_name(card, weights))
-        reference = place(reference_net, reference_card, reference_path)
     nfe = job.nfe or card.default_nfe
     if card.algorithm == "diffcr" and nfe < DIFFCR_MIN_NFE:
         raise BadInputError(
             f"DiffCR needs at least {DIFFCR_MIN_NFE} steps (NFE): its solver ends with a denoising step; "
             f"NFE {nfe} leaves no solver step"
         )
+    reference = None
+    if card.algorithm == "de":
+        reference_net, reference_card, reference_path = load_network(reference_model_name(card, weights))
+        if reference_card.algorithm != "de-reference":
+            raise ModelError(
+                f"DE model {card.name} names {reference_card.name} as its reference network, but that is a "
+                f"{algorithm_label(reference_card.algorithm)} model; import DE's reference network (MemoryNet)"
+            )
+        reference = place(reference_net, reference_card, reference_path)
     try:
         restore = make_restorer(place(network, card, weights), card, nfe, job.seed, reference)
     except ValueError as error:

@@ -7,7 +7,10 @@ from pathlib import Path
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .cloudmask import CloudMaskAlgorithm
 from .dbcr import DbcrAlgorithm
+from .de import DeAlgorithm
+from .diffcr import DiffcrAlgorithm
 
 ICON = Path(__file__).absolute().parent.parent / "plugin" / "icon.svg"
 
@@ -41,6 +44,11 @@ class CloudRemovalProvider(QgsProcessingProvider):
         """The backend writes GeoTIFF only."""
         return ["tif"]
 
-    def loadAlgorithms(self) -> None:
-        """Add one instance of each algorithm."""
-        self.addAlgorithm(DbcrAlgorithm())
+    def loadAlgorithms(self) -> None:  # noqa: N802 (QGIS's name)
+        """Add one instance of each algorithm.
+
+        The algorithms import nothing heavy and load even when the backend is missing: they say so, with the fix,
+        when run (``checkParameterValues``), so the toolbox never loses them.
+        """
+        for algorithm in (DbcrAlgorithm(), DiffcrAlgorithm(), DeAlgorithm(), CloudMaskAlgorithm()):
+            self.addAlgorithm(algorithm)

@@ -37,7 +37,13 @@ def backend_command(python: Path, arguments: Sequence[str], folder: Path = PLUGI
     return str(python), ["-E", "-u", "-c", _LAUNCHER, str(folder), *arguments]
 
 
-def run_backend(python: Path, arguments: Sequence[str], output: Path, feedback: QgsProcessingFeedback) -> None:
+def run_backend(
+    python: Path,
+    arguments: Sequence[str],
+    output: Path,
+    feedback: QgsProcessingFeedback,
+    extra_outputs: Sequence[Path] = (),
+) -> dict[str, Any]:
     """Run one backend job that writes ``output`` and relay its events to ``feedback``.
 
     Args:
@@ -46,13 +52,19 @@ def run_backend(python: Path, arguments: Sequence[str], output: Path, feedback: 
         output: the GeoTIFF the job writes; it is removed first, and again (with its partial file) when the
             job fails or is cancelled.
         feedback: receives progress (0-100), log lines and errors.
+        extra_outputs: further files the job may write (cloud mask, change band), removed like ``output``.
+
+    Returns:
+        The ``stats`` of the backend's ``finished`` event (timings, ``cloud_fraction``...), empty if none.
 
     Raises:
         QgsProcessingException: the backend is missing, reported an error, failed, or the user cancelled.
     """
-    if not (python.is_file() and os.access(python, os.X_OK)):
-        raise QgsProcessingException(_missing_backend(python))
-    _remove_outputs(output)
+    problem = backend_problem(python)
+    if problem:
+        raise QgsProcessingException(problem)
+    outputs = [output, *extra_outputs]
+    _remove_outputs(*outputs)
     command = shlex.join([str(python), "-m", "backend", *arguments])
     feedback.pushCommandInfo(f"cd {shlex.quote(str(PLUGIN_DIR))} && {command}")
 
@@ -86,8 +98,17 @@ def run_backend(python: Path, arguments: Sequence[str], output: Path, feedback: 
         if not output.is_file():
             raise QgsProcessingException(f"The backend finished but wrote no output at {output}.")
     except QgsProcessingException:
-        _remove_outputs(output)
+        _remove_outputs(*outputs)
         raise
+    stats = events.finished.get("stats") if events.finished is not None else None
+    return dict(stats) if isinstance(stats, dict) else {}
+
+
+def backend_problem(python: Path) -> str:
+    """Return why the backend cannot be started (a sentence with the fix), or an empty string."""
+    if python.is_file() and os.access(python, os.X_OK):
+        return ""
+    return _missing_backend(python)
 
 
 class OutputLines:
@@ -125,6 +146,7 @@ class EventRelay(OutputLines):
         super().__init__(self._handle)
         self._feedback = feedback
         self.error: protocol.Event | None = None
+        self.finished: protocol.Event | None = None
 
     def _handle(self, line: str) -> None:
         event = protocol.decode_event(line)
@@ -150,6 +172,8 @@ class EventRelay(OutputLines):
         elif event.kind == "cancelled":
             feedback.pushInfo("The backend stopped and removed its partial output.")
         else:  # started, finished: what the backend chose and measured (tiles, device, timings)
+            if event.kind == "finished":
+                self.finished = event
             feedback.pushInfo(f"Backend {event.kind}: {_describe(event.data)}")
 
 
@@ -164,9 +188,9 @@ def _describe(data: dict[str, Any]) -> str:
     return ", ".join(pair for pair in pairs if pair) or "-"
 
 
-def _remove_outputs(output: Path) -> None:
-    """Remove the output and its partial file, so a failed run never leaves a file that looks like a result."""
-    for path in (output, Path(protocol.partial_path(str(output)))):
+def _remove_outputs(*outputs: Path) -> None:
+    """Remove the outputs and their partial files, so a failed run never leaves a file that looks like a result."""
+    for path in [path for output in outputs for path in (output, Path(protocol.partial_path(str(output))))]:
         try:
             path.unlink()
         except FileNotFoundError:
@@ -177,9 +201,11 @@ def _remove_outputs(output: Path) -> None:
 
 def _missing_backend(python: Path) -> str:
     return (
-        f"The cloud-removal backend is not set up: there is no Python at {python}. Run `make` once in the plugin "
-        f"folder ({PLUGIN_DIR}) to create it, or point the plugin to an existing backend environment with the "
-        f"{ENV_BACKEND_PYTHON} environment variable or the QGIS setting {SETTINGS_BACKEND_PYTHON}."
+        f"The cloud-removal backend is not set up: there is no Python at {python}. In QGIS, open the Cloud removal "
+        "panel (Plugins › Cloud Removal) and click “Set up backend…”: it creates one in your QGIS profile. "
+        f"Or run `make` once in the plugin folder ({PLUGIN_DIR}), or point the plugin to an existing backend "
+        f"environment with the {ENV_BACKEND_PYTHON} environment variable or the QGIS setting "
+        f"{SETTINGS_BACKEND_PYTHON}."
     )
 
 
@@ -188,7 +214,8 @@ def _failure(python: Path, exit_code: int, stderr: deque[str]) -> str:
     if missing is not None:
         return (
             f"The backend environment at {python} is incomplete ({missing.split(':', 1)[-1].strip()}). "
-            f"Repair it with `make` in the plugin folder ({PLUGIN_DIR})."
+            "Repair it from the Cloud removal panel (“Set up backend…”), or with `make` in the plugin folder "
+            f"({PLUGIN_DIR}) if you created it that way."
         )
     last = stderr[-1].rstrip(".") if stderr else "no message"
     return (

@@ -45,8 +45,14 @@ def update_ema(ema: nn.Module, network: nn.Module, decay: float) -> None:
 
 
 def checkpoint(
-    path: Path, step: int, network: nn.Module, ema: nn.Module, optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler, rng: random.Random, extra: dict[str, Any] | None = None,
+    path: Path,
+    step: int,
+    network: nn.Module,
+    ema: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    rng: random.Random,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """Save everything needed to resume exactly, atomically (written under a temporary name, then renamed)."""
     state = {
@@ -59,8 +65,12 @@ def checkpoint(
 
 
 def resume(
-    path: Path, network: nn.Module, ema: nn.Module, optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler, rng: random.Random,
+    path: Path,
+    network: nn.Module,
+    ema: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    rng: random.Random,
 ) -> int:
     """Restore a checkpoint if one exists; return the step to continue from (0 without one)."""
     if not path.exists():
@@ -141,8 +151,14 @@ def new_state(network: nn.Module, lr: float, steps: int, seed: int) -> TrainStat
 
 
 def run_loop(
-    state: TrainState, steps: int, eval_every: int, ema_decay: float, step_fn: Callable[[], float],
-    evaluate: Callable[[nn.Module], dict[str, float]], path: Path, log: Log,
+    state: TrainState,
+    steps: int,
+    eval_every: int,
+    ema_decay: float,
+    step_fn: Callable[[], float],
+    evaluate: Callable[[nn.Module], dict[str, float]],
+    path: Path,
+    log: Log,
 ) -> tuple[dict[str, float], float]:
     """Train from ``path``'s checkpoint (if any) to ``steps``, evaluating the EMA and checkpointing together.
 

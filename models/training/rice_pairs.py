@@ -70,9 +70,7 @@ def crop_sizes(min_crop: int, max_crop: int) -> list[int]:
     return list(range(low, max_crop + 1, CROP_STEP)) or [max_crop]
 
 
-def sample_pairs(
-    pairs: Pairs, batch: int, sizes: list[int], rng: random.Random
-) -> tuple[Tensor, Tensor]:
+def sample_pairs(pairs: Pairs, batch: int, sizes: list[int], rng: random.Random) -> tuple[Tensor, Tensor]:
     """A batch of (cloudy, clear) crops on [0, 1], (B, C, S, S), one random size S per batch, flips and rot90."""
     size = rng.choice(sizes)
     height, width = pairs.cloudy.shape[-2:]

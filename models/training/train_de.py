@@ -29,9 +29,7 @@ from models.training.loop_utils import Log, clone_state, mean_psnr, new_state, r
 from models.training.rice_pairs import HOLD_OUT_EVERY, Pairs, center_crops, crop_sizes, sample_pairs
 
 RGB = ("B4", "B3", "B2")
-DATA = (
-    "RICE2 (Lin et al. 2019: Landsat 8 RGB, 8-bit, 256²), every {every}th pair in id order held out for validation"
-)
+DATA = "RICE2 (Lin et al. 2019: Landsat 8 RGB, 8-bit, 256²), every {every}th pair in id order held out for validation"
 
 
 @dataclass(frozen=True)
@@ -79,8 +77,12 @@ def _training(settings: ReferenceSettings | DESettings, pairs: int, seconds: flo
 
 
 def reference_card(
-    name: str, config: DEReferenceConfig, settings: ReferenceSettings, pairs: int = 0,
-    metrics: dict[str, float] | None = None, seconds: float = 0.0,
+    name: str,
+    config: DEReferenceConfig,
+    settings: ReferenceSettings,
+    pairs: int = 0,
+    metrics: dict[str, float] | None = None,
+    seconds: float = 0.0,
 ) -> ModelCard:
     """The card of a reference network trained here."""
     return ModelCard(
@@ -101,8 +103,13 @@ def reference_card(
 
 
 def de_card(
-    name: str, config: DEConfig, settings: DESettings, reference: str, pairs: int = 0,
-    metrics: dict[str, float] | None = None, seconds: float = 0.0,
+    name: str,
+    config: DEConfig,
+    settings: DESettings,
+    reference: str,
+    pairs: int = 0,
+    metrics: dict[str, float] | None = None,
+    seconds: float = 0.0,
 ) -> ModelCard:
     """The card of a DE model trained here; ``reference`` names the reference network the restorer loads."""
     return ModelCard(
@@ -125,7 +132,11 @@ def de_card(
             "reference_model": reference,
         },
         training=_training(
-            settings, pairs, seconds, loss="mse(eps) + l1(fused x0, WA only)", optimizer="adam, one-cycle lr",
+            settings,
+            pairs,
+            seconds,
+            loss="mse(eps) + l1(fused x0, WA only)",
+            optimizer="adam, one-cycle lr",
             reference_model=reference,
         ),
         metrics={f"validation_rice2_held_out_nfe{settings.val_nfe}": metrics or {}},
@@ -144,7 +155,11 @@ def evaluate_reference(network: nn.Module, cloudy: Tensor, clear: Tensor) -> dic
 
 
 def train_reference(
-    config: DEReferenceConfig, settings: ReferenceSettings, train: Pairs, validation: Pairs, run_dir: Path,
+    config: DEReferenceConfig,
+    settings: ReferenceSettings,
+    train: Pairs,
+    validation: Pairs,
+    run_dir: Path,
     log: Log = print,
 ) -> tuple[DEReferenceNet, dict[str, float], float]:
     """Train the reference network end to end (L1 on the clear image); resumable from ``run_dir/checkpoint.pt``."""
@@ -171,9 +186,7 @@ def train_reference(
     return ema.eval(), metrics, seconds
 
 
-def de_loss(
-    network: DENet, reference: nn.Module, alphas: Tensor, cloudy: Tensor, clear: Tensor
-) -> Tensor:
+def de_loss(network: DENet, reference: nn.Module, alphas: Tensor, cloudy: Tensor, clear: Tensor) -> Tensor:
     """The official DE loss on one batch of (cloudy, clear) reflectance on [0, 1]; ``alphas`` is ᾱ (float64)."""
     x0, cond = clear * 2 - 1, cloudy * 2 - 1
     with torch.no_grad():
@@ -206,8 +219,14 @@ def evaluate_de(
 
 
 def train_de(
-    config: DEConfig, settings: DESettings, reference: nn.Module, reference_name: str, train: Pairs,
-    validation: Pairs, run_dir: Path, log: Log = print,
+    config: DEConfig,
+    settings: DESettings,
+    reference: nn.Module,
+    reference_name: str,
+    train: Pairs,
+    validation: Pairs,
+    run_dir: Path,
+    log: Log = print,
 ) -> tuple[DENet, dict[str, float], float]:
     """Train DE's noise predictor and WA net over a frozen reference; resumable from ``run_dir/checkpoint.pt``."""
     run_dir.mkdir(parents=True, exist_ok=True)

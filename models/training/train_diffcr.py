@@ -72,8 +72,12 @@ def diffcr_schedule_card(settings: DiffCRSettings) -> dict[str, object]:
 
 
 def diffcr_card(
-    name: str, config: DiffCRConfig, settings: DiffCRSettings, sources: dict[str, int] | None = None,
-    metrics: dict[str, float] | None = None, seconds: float = 0.0,
+    name: str,
+    config: DiffCRConfig,
+    settings: DiffCRSettings,
+    sources: dict[str, int] | None = None,
+    metrics: dict[str, float] | None = None,
+    seconds: float = 0.0,
 ) -> ModelCard:
     """The card of a DiffCR model trained here (also used, without metrics, to validate during training)."""
     return ModelCard(
@@ -142,8 +146,13 @@ def evaluate(
 
 
 def train_diffcr(
-    config: DiffCRConfig, settings: DiffCRSettings, train_chips: list[Chip], val_chips: list[Chip], spectra: Tensor,
-    run_dir: Path, log: Log = print,
+    config: DiffCRConfig,
+    settings: DiffCRSettings,
+    train_chips: list[Chip],
+    val_chips: list[Chip],
+    spectra: Tensor,
+    run_dir: Path,
+    log: Log = print,
 ) -> tuple[DiffCRNet, dict[str, float], float]:
     """Train (or resume from ``run_dir/checkpoint.pt``); return the EMA network, its last validation and seconds."""
     if config.sar_bands not in (0, len(S1_BANDS)):

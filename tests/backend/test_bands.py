@@ -96,3 +96,17 @@ def test_sar_bands():
         sar_band_indexes([None, None], (1, 3), "DB-CR")
     with pytest.raises(BadInputError, match="two different"):
         sar_band_indexes([None, None], (1, 1), "DB-CR")
+
+
+def test_rgb_models_map_undescribed_bands_by_position():
+    rgb = ("B4", "B3", "B2")
+    assert optical_band_map([None] * 3, rgb, "DE", "m").model_sources == (1, 2, 3)
+    rgbn = optical_band_map(["red", "green", "blue", "nir"], rgb, "DE", "m")  # names that are no S2 bands
+    assert rgbn.model_sources == (1, 2, 3) and rgbn.dropped == ("B8",)
+    assert optical_band_map([None] * 3, ("R", "G", "B"), "DE", "m").output_bands == ("R", "G", "B")
+    with pytest.raises(BadInputError) as raised:
+        optical_band_map([None] * 2, rgb, "DE", "m")
+    sentence = "Optical layer has 2 bands; DE model m needs 3 bands (B4, B3, B2 in this order): an RGB image"
+    assert str(raised.value) == sentence
+    with pytest.raises(BadInputError, match="Optical layer lacks band B8, which model m needs"):
+        optical_band_map([None] * 3, (*rgb, "B8"), "DE", "m")

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from backend.errors import BadInputError, OutputError
+from backend.errors import BackendError, BadInputError, OutputError
 from backend.job import JOB_FIELDS, Job, algorithm_label
 
 
@@ -75,3 +75,26 @@ def test_output_checks(tmp_path, output, message):
 def test_labels():
     assert algorithm_label("dbcr") == "DB-CR" and algorithm_label("diffcr") == "DiffCR"
     assert algorithm_label("new") == "NEW"
+
+
+def test_optical_dates_runtime_and_scale(tmp_path):
+    output = str(tmp_path / "out.tif")
+    dates = ["a.tif", "b.tif"]
+    job = Job.from_dict({"algorithm": "diffcr", "optical": dates, "output": output, "runtime": "ONNXRuntime"})
+    assert (job.optical, job.extra_optical, job.optical_paths, job.runtime) == (
+        "a.tif", ("b.tif",), ("a.tif", "b.tif"), "onnxruntime"
+    )  # fmt: skip
+    assert Job.from_dict(job.to_dict()) == job
+    assert Job.from_dict({"algorithm": "de", "optical": ["a.png"], "output": output}).extra_optical == ()
+    bad = [
+        ({"optical": ["a", "b", "c", "d"]}, "4 optical rasters given; at most 3"),
+        ({"optical": ["a", "b"], "extra_optical": ["c"]}, "either as a list in optical or in extra_optical"),
+        ({"optical": "a", "runtime": "tensorrt"}, "Runtime must be torch or onnxruntime"),
+        ({"optical": "a", "optical_scale": 0}, "Optical scale must be a positive number"),
+        ({"optical": "a", "optical_scale": "255"}, "optical_scale must be a number"),
+        ({"optical": [1, 2]}, "must be a file path or a list of file paths"),
+        ({"optical": "a", "extra_optical": [output]}, "is the optical input"),
+    ]
+    for values, sentence in bad:
+        with pytest.raises(BackendError, match=sentence):
+            Job.from_dict({"algorithm": "diffcr", "output": output, **values})

@@ -100,6 +100,9 @@ def test_date_count_and_sar_follow_the_card(tmp_path, tiny_models, scene):
     code, events = run(diffcr_job(tmp_path, tiny_models["tiny-diffcr"], scene["date1"]))
     assert code == EXIT_USER_ERROR
     assert events[-1].get("message") == "DiffCR needs a Sentinel-1 layer with VV and VH; none was given"
+    code, events = run(diffcr_job(tmp_path, tiny_models["tiny-diffcr"], scene["date1"], sar=scene["s1"], nfe=1))
+    assert code == EXIT_USER_ERROR
+    assert events[-1].get("message").startswith("DiffCR needs at least 2 steps (NFE)")
     code, events = run(diffcr_job(tmp_path, tiny_models["tiny-diffcr-nosar"], scene["date1"], sar=scene["s1"]))
     assert code == EXIT_OK
     warnings = [e.get("message") for e in events if e.kind == "log" and e.get("level") == "warning"]
