@@ -12,6 +12,25 @@ from torch import Tensor
 from models.training.chips import Chip
 
 
+# Path radiance of a clear atmosphere per L1C band (reflectance; Rayleigh scattering makes it strongest in the
+# blue, B10 is absorbed): roughly the gap between L1C (top of atmosphere) and L2A (surface) over land.
+PATH_RADIANCE = np.array(
+    [0.10, 0.06, 0.04, 0.03, 0.03, 0.02, 0.02, 0.015, 0.015, 0.01, 0.0, 0.005, 0.003], dtype=np.float32
+)
+SURFACE_SOURCES = ("Major-TOM", "BigEarthNet")  # L2A: surface reflectance
+
+
+def add_atmosphere(optical: np.ndarray, surface: bool, rng: random.Random) -> np.ndarray:
+    """Add a random clear-sky path radiance and gain to a clear (13, H, W) chip, target and input alike.
+
+    L2A chips get about a whole atmosphere so they pass for L1C; L1C chips get a little more haze. Since the target
+    carries it too, the network cannot learn that a brighter scene means a hazier one, and leaves brightness be.
+    """
+    strength = rng.uniform(0.6, 1.3) if surface else rng.uniform(0.0, 0.4)
+    gain = rng.uniform(0.9, 1.1)
+    return (optical * gain + strength * PATH_RADIANCE[:, None, None]).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Batch:
     """Clear optical (B, 13, S, S) reflectance, SAR (B, 2, S, S) in [0, 1] (zeros where missing), and a flag."""
@@ -48,7 +67,9 @@ def sample_batch(
     clear, sar, has_sar = [], [], []
     for _ in range(batch):
         pool = paired if paired and rng.random() < pair_share else usable
-        optical, radar = random_crop(rng.choice(pool), size, rng)
+        chip = rng.choice(pool)
+        optical, radar = random_crop(chip, size, rng)
+        optical = add_atmosphere(optical, chip.source in SURFACE_SOURCES, rng)
         keep_sar = radar is not None and rng.random() >= sar_dropout
         radar = radar if keep_sar and radar is not None else np.zeros((2, size, size), np.float32)
         optical, radar = augment([optical, radar], rng)
