@@ -63,6 +63,8 @@ class Job:
         runtime: ``torch``, or ``onnxruntime`` (the network exported to ONNX for the tile size, cached).
         optical_scale: DN that means reflectance 1.0; None = the model card's (fitted to the image for 8-bit
             models fed wider data, see backend.optical_scale).
+        keep_clear: keep clear pixels as they are and use the model's output only under clouds (feathered).
+        cloud_threshold: cloud probability (s2cloudless) above which a pixel counts as cloud for ``keep_clear``.
     """
 
     algorithm: str
@@ -83,6 +85,8 @@ class Job:
     extra_optical: tuple[str, ...] = ()
     runtime: str = "torch"
     optical_scale: float | None = None
+    keep_clear: bool = False
+    cloud_threshold: float = 0.4
 
     def __post_init__(self) -> None:
         """Check every field; raise :class:`BadInputError` or :class:`OutputError` with a sentence."""
@@ -109,6 +113,8 @@ class Job:
             raise BadInputError(f"Runtime must be torch or onnxruntime, not {self.runtime!r}")
         if self.optical_scale is not None and not self.optical_scale > 0:
             raise BadInputError(f"Optical scale must be a positive number of DN, not {self.optical_scale}")
+        if not 0.0 < self.cloud_threshold < 1.0:
+            raise BadInputError(f"Cloud threshold must lie between 0 and 1, not {self.cloud_threshold}")
         if len(self.optical_paths) > MAX_DATES:
             raise BadInputError(f"{len(self.optical_paths)} optical rasters given; at most {MAX_DATES} dates are used")
         if any(not path for path in self.extra_optical):

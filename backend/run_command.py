@@ -14,7 +14,7 @@ from typing import Any
 
 from backend.errors import BackendError, BadInputError, UnreadableFileError
 from backend.job import JOB_FIELDS, RUNTIMES, SAR_SCALES, Job
-from backend.protocol import EXIT_USER_ERROR
+from backend.protocol import EXIT_USER_ERROR, partial_path
 from backend.reporting import Reporter
 
 
@@ -72,6 +72,20 @@ def register(subparsers: Any) -> None:
         default=hide,
         help="advanced: DN that means reflectance 1.0 (default: the model card's, e.g. 10000 for Sentinel-2)",
     )
+    parser.add_argument(
+        "--keep-clear",
+        dest="keep_clear",
+        action=argparse.BooleanOptionalAction,
+        default=hide,
+        help="keep clear pixels as they are; use the model only under clouds (s2cloudless mask, feathered edge)",
+    )
+    parser.add_argument(
+        "--cloud-threshold",
+        dest="cloud_threshold",
+        type=float,
+        default=hide,
+        help="cloud probability above which --keep-clear treats a pixel as cloud (default 0.4)",
+    )
     parser.add_argument("--job", dest="job_file", default=None, help="JSON file with the job (same keys as flags)")
     parser.add_argument("--events", action="store_true", help="write JSON-line events on stdout (for the plugin)")
     parser.set_defaults(handler=handle)
@@ -118,5 +132,5 @@ def handle(args: argparse.Namespace) -> int:
     except BackendError as error:
         reporter.emit("error", code=error.code, message=error.message)
         return EXIT_USER_ERROR
-    with cancel_on_signals() as stop:
+    with cancel_on_signals(partial_path(job.output), lambda: reporter.emit("cancelled")) as stop:
         return execute(job, reporter, stop.is_set)

@@ -6,7 +6,9 @@ jobs from stdin can call :func:`execute` the same way.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import threading
 import traceback
@@ -27,6 +29,7 @@ from backend.raster_io import open_raster
 from backend.reporting import Reporter, forward_logs
 from backend.runtime import Network, ort_device_label, place_network
 from models.card import ModelCard
+from models.keep_clear import CloudCount, keep_clear
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +189,9 @@ def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str
     if stop():
         raise CancelledError()
     restore, card = load_restorer(job, device)
+    clouds = CloudCount()
+    if job.keep_clear:
+        restore = keep_clear(restore, card.optical_bands, job.cloud_threshold, clouds)
     nfe = job.nfe or card.default_nfe
     where = str(device) if job.runtime == "torch" else ort_device_label(job.device)
 
@@ -211,12 +217,26 @@ def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str
             raise DeviceError(f"The GPU failed while running the model ({error}); try the CPU") from error
         raise
     stats.update(model=card.name, algorithm=job.algorithm, nfe=nfe, device=where, threads=threads, runtime=job.runtime)
+    if job.keep_clear:
+        stats["cloud_fraction"] = round(clouds.fraction, 4)
+        reporter.log("info", f"Cloud cover: {100 * clouds.fraction:.1f} %; clear pixels were kept as they are")
     return stats
 
 
+# How long a cancelled run may take to reach the next batch before the worker stops where it is: a big batch or
+# many sampler steps can take minutes, and the plugin's Cancel must answer within about 2 s.
+CANCEL_GRACE_S = 1.5
+
+
 @contextmanager
-def cancel_on_signals() -> Iterator[threading.Event]:
-    """Within the block, SIGTERM/SIGINT ask the run to stop at the next batch; a second one stops it at once.
+def cancel_on_signals(
+    partial: str | None = None, announce: Callable[[], None] | None = None
+) -> Iterator[threading.Event]:
+    """Within the block, SIGTERM/SIGINT ask the run to stop at the next batch.
+
+    If the run is still going :data:`CANCEL_GRACE_S` seconds later (or a second signal comes), the worker removes
+    ``partial`` (the unfinished output), calls ``announce`` (to send the ``cancelled`` event) and exits at once
+    with code 130.
 
     Yields:
         The event that is set when a stop was asked for (poll ``event.is_set`` between batches).
@@ -225,15 +245,29 @@ def cancel_on_signals() -> Iterator[threading.Event]:
     if threading.current_thread() is not threading.main_thread():
         yield event  # signal handlers can only be set from the main thread
         return
+    watchdogs: list[threading.Timer] = []
+
+    def stop_now() -> None:
+        if partial:
+            with contextlib.suppress(OSError):
+                os.remove(partial)
+        if announce is not None:
+            announce()
+        os._exit(EXIT_CANCELLED)
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if event.is_set():
-            raise KeyboardInterrupt  # second request: unwind now (the partial output is still removed)
+            stop_now()
         event.set()
+        watchdogs.append(threading.Timer(CANCEL_GRACE_S, stop_now))
+        watchdogs[-1].daemon = True
+        watchdogs[-1].start()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield event
     finally:
+        for watchdog in watchdogs:
+            watchdog.cancel()  # the run stopped in time: its own answer stands
         for sig, old in previous.items():
             signal.signal(sig, old)

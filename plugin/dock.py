@@ -1,0 +1,437 @@
+"""The "Cloud removal" panel: pick a method and a model, see its card, set NFE and the device, run on the project.
+
+Every choice is stored (``plugin/settings.py``) and becomes the default of the Processing algorithms, so the
+panel is also where the toolbox dialog, batch mode and the modeler get their starting values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import QgsMapLayer, QgsProject, QgsRasterLayer, QgsSettings
+from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget, QgsFileWidget
+from qgis.PyQt.QtCore import QProcess
+from qgis.PyQt.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..processing_provider.dbcr import DbcrAlgorithm
+from ..processing_provider.de import DeAlgorithm
+from ..processing_provider.diffcr import DiffcrAlgorithm
+from . import settings
+from .environment import BackendCheck, BackendState, Gpu, describe_device, parse_nvidia_smi
+from .model_cards import CardError, card_html, import_model, imported_models, read_card
+from .project_layers import PickError, pick_inputs
+from .run_task import DockRun, unique_path
+
+METHODS = {algorithm.BACKEND_ALGORITHM: algorithm for algorithm in (DbcrAlgorithm, DiffcrAlgorithm, DeAlgorithm)}
+METHOD_TITLES = {
+    "dbcr": "DB-CR — Sentinel-2 + Sentinel-1 radar",
+    "diffcr": "DiffCR — Sentinel-2, one to three dates",
+    "de": "DE — high-resolution RGB / RGB + NIR",
+}
+NFE_HINT = "Fewer steps: smoother, closer to the average. More: sharper, but may invent detail."
+OUTPUT_FOLDER = "cloud_removal/output_folder"
+COLOURS = {"found": "#1e7b34", "missing": "#b03a2e", "broken": "#b03a2e", "checking": "#7a7a7a"}
+
+
+class CloudRemovalDock(QgsDockWidget):
+    """The panel; the plugin hands it the function that opens the set-up dialog."""
+
+    def __init__(self, iface: object, open_setup: object, parent: QWidget | None = None) -> None:
+        """Build the panel; ``open_setup()`` opens the set-up dialog."""
+        super().__init__("Cloud removal", parent)
+        self.setObjectName("CloudRemovalDock")
+        self.iface, self.open_setup = iface, open_setup
+        self.state = BackendState("checking", str(settings.backend_python()))
+        self.gpus: list[Gpu] = []
+        self.cards: dict[str, dict] = {}
+        self.check = BackendCheck(self)
+        self.check.done.connect(self._backend_checked)
+        self.run = DockRun(self)
+        self.run.message.connect(self._run_message)
+        self.run.progress.connect(lambda value: self.progress.setValue(int(value)))
+        self.run.done.connect(self._run_done)
+        self._loading = False
+        self._build()
+        self._load_choices()
+        project = QgsProject.instance()
+        project.layersAdded.connect(self.refresh_inputs)
+        project.layersRemoved.connect(self.refresh_inputs)
+        self._detect_gpu()
+        self.refresh_backend()
+
+    # --- building -------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        status_row = QHBoxLayout()
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.setup_button = QPushButton("Set up backend…")
+        self.setup_button.clicked.connect(lambda: self.open_setup())
+        refresh = QToolButton()
+        refresh.setText("↻")
+        refresh.setToolTip("Check the backend again")
+        refresh.clicked.connect(lambda: self.refresh_backend(use_cache=False))
+        status_row.addWidget(self.status, 1)
+        status_row.addWidget(self.setup_button)
+        status_row.addWidget(refresh)
+        layout.addLayout(status_row)
+
+        form = QFormLayout()
+        self.method = QComboBox()
+        for key, title in METHOD_TITLES.items():
+            self.method.addItem(title, key)
+        self.method.currentIndexChanged.connect(self._method_changed)
+        form.addRow("Method", self.method)
+        self.inputs = QLabel()
+        self.inputs.setWordWrap(True)
+        form.addRow("Inputs", self.inputs)
+        model_row = QHBoxLayout()
+        self.model = QComboBox()
+        self.model.currentIndexChanged.connect(self._model_changed)
+        import_button, file_button = QToolButton(), QToolButton()
+        import_button.setText("Import…")
+        import_button.setToolTip("Copy a .safetensors model into your QGIS profile and list it here")
+        import_button.clicked.connect(self._import_model)
+        file_button.setText("File…")
+        file_button.setToolTip("Use a .safetensors model where it is")
+        file_button.clicked.connect(self._pick_model_file)
+        model_row.addWidget(self.model, 1)
+        model_row.addWidget(import_button)
+        model_row.addWidget(file_button)
+        form.addRow("Model", model_row)
+        self.card = QLabel()
+        self.card.setWordWrap(True)
+        self.card.setStyleSheet("QLabel { background: palette(base); padding: 4px; }")
+        form.addRow(self.card)
+        self.nfe = QSpinBox()
+        self.nfe.setRange(0, DbcrAlgorithm.MAX_NFE)
+        self.nfe.valueChanged.connect(self._save)
+        form.addRow("NFE (steps)", self.nfe)
+        hint = QLabel(f"<small>{NFE_HINT}</small>")
+        hint.setWordWrap(True)
+        form.addRow(hint)
+        self.device = QComboBox()
+        for key, label in DbcrAlgorithm.DEVICES:
+            self.device.addItem(label, key)
+        self.device.currentIndexChanged.connect(self._save)
+        form.addRow("Device", self.device)
+        self.detected = QLabel("Looking for a GPU…")
+        self.detected.setWordWrap(True)
+        form.addRow(self.detected)
+        layout.addLayout(form)
+
+        advanced = QgsCollapsibleGroupBox("Advanced")
+        advanced_form = QFormLayout(advanced)
+        self.tile = QSpinBox()
+        self.tile.setRange(0, 4096)
+        self.tile.setSingleStep(16)
+        self.tile.setSpecialValueText("the model's own")
+        self.tile.valueChanged.connect(self._save)
+        advanced_form.addRow("Tile size (px)", self.tile)
+        self.overlap = QSpinBox()
+        self.overlap.setRange(-1, 2048)
+        self.overlap.setSpecialValueText("a quarter of the tile")
+        self.overlap.valueChanged.connect(self._save)
+        advanced_form.addRow("Overlap (px)", self.overlap)
+        self.runtime = QComboBox()
+        for key, label in DbcrAlgorithm.RUNTIMES:
+            self.runtime.addItem(label, key)
+        self.runtime.currentIndexChanged.connect(self._save)
+        advanced_form.addRow("Runtime", self.runtime)
+        self.keep_clear = QCheckBox("Keep clear pixels (fill only the clouds)")
+        self.keep_clear.toggled.connect(self._save)
+        advanced_form.addRow(self.keep_clear)
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.01, 0.99)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.valueChanged.connect(self._save)
+        advanced_form.addRow("Cloud threshold", self.threshold)
+        self.folder = QgsFileWidget()
+        self.folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        self.folder.setFilePath(str(QgsSettings().value(OUTPUT_FOLDER, "", type=str)))
+        self.folder.fileChanged.connect(lambda path: QgsSettings().setValue(OUTPUT_FOLDER, path))
+        self.folder.lineEdit().setPlaceholderText("temporary files")
+        advanced_form.addRow("Save results in", self.folder)
+        advanced.setCollapsed(True)
+        layout.addWidget(advanced)
+
+        run_row = QHBoxLayout()
+        self.run_button = QPushButton("Run on current layers")
+        self.run_button.clicked.connect(self.run_on_project)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.run.cancel)
+        dialog_button = QToolButton()
+        dialog_button.setText("Dialog…")
+        dialog_button.setToolTip("Open the Processing dialog of this method, with these settings")
+        dialog_button.clicked.connect(self.open_dialog)
+        run_row.addWidget(self.run_button, 1)
+        run_row.addWidget(self.cancel_button)
+        run_row.addWidget(dialog_button)
+        layout.addLayout(run_row)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setVisible(False)
+        layout.addWidget(self.progress)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        layout.addWidget(self.message)
+        layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(body)
+        self.setWidget(scroll)
+
+    # --- choices ------------------------------------------------------------------------------------------
+    def method_key(self) -> str:
+        """Return the chosen method's backend name."""
+        return str(self.method.currentData())
+
+    def _load_choices(self) -> None:
+        self._loading = True
+        choices = settings.load_choices()
+        self.method.setCurrentIndex(max(0, self.method.findData(settings.chosen_method())))
+        self.device.setCurrentIndex(max(0, self.device.findData(choices.device)))
+        self.runtime.setCurrentIndex(max(0, self.runtime.findData(choices.runtime)))
+        self.tile.setValue(choices.tile_size)
+        self.overlap.setValue(choices.overlap)
+        self.keep_clear.setChecked(choices.keep_clear)
+        self.threshold.setValue(choices.cloud_threshold)
+        self._loading = False
+        self._method_changed()
+
+    def _save(self) -> None:
+        if self._loading:
+            return
+        settings.save_choices(
+            settings.RunChoices(
+                device=str(self.device.currentData()),
+                tile_size=self.tile.value(),
+                overlap=self.overlap.value(),
+                runtime=str(self.runtime.currentData()),
+                keep_clear=self.keep_clear.isChecked(),
+                cloud_threshold=round(self.threshold.value(), 2),
+            )
+        )
+        method = self.method_key()
+        settings.set_chosen_method(method)
+        settings.set_method_nfe(method, self.nfe.value() or None)
+        if self.model.currentData():
+            settings.set_method_model(method, str(self.model.currentData()))
+
+    def _method_changed(self) -> None:
+        method = METHODS[self.method_key()]
+        self._loading = True
+        self.nfe.setValue(settings.method_nfe(method.BACKEND_ALGORITHM, method.DEFAULT_NFE) or 0)
+        self._loading = False
+        self._fill_models()
+        self.refresh_inputs()
+        self._save()
+
+    def _fill_models(self) -> None:
+        method = METHODS[self.method_key()]
+        algorithm = method.BACKEND_ALGORITHM
+        wanted = settings.method_model(algorithm, method.DEFAULT_MODEL)
+        self._loading = True
+        self.model.clear()
+        self.cards.clear()
+        for info in self.state.models:
+            if info.get("algorithm") == algorithm and info.get("kind") != "config" and info.get("path"):
+                self.model.addItem(f"{info['name']} (shipped)", info["name"])
+                self._remember(info["name"], Path(info["path"]), info)
+        for name, path in imported_models(settings.imported_models_dir(), algorithm).items():
+            self.model.addItem(f"{name} (imported)", str(path))
+            self._remember(str(path), path)
+        if self.model.findData(wanted) < 0:
+            is_file = wanted.endswith(".safetensors") or "/" in wanted
+            self.model.addItem(f"{Path(wanted).name} (file)" if is_file else f"{wanted} (not installed)", wanted)
+            if is_file:
+                self._remember(wanted, Path(wanted))
+        self.model.setCurrentIndex(max(0, self.model.findData(wanted)))
+        self._loading = False
+        self._model_changed()
+
+    def _remember(self, key: str, path: Path, info: dict | None = None) -> None:
+        try:
+            self.cards[key] = {"card": read_card(path), "info": info or {}}
+        except CardError as error:
+            self.cards[key] = {"error": str(error), "info": info or {}}
+
+    def _model_changed(self) -> None:
+        key = str(self.model.currentData() or "")
+        entry = self.cards.get(key)
+        if entry is None:
+            info = next((m for m in self.state.models if m.get("name") == key), None)
+            note = "" if self.state.kind == "found" else " Set up the backend to list the shipped models."
+            self.card.setText(card_html(None, info) + (f"<p><i>No trained weights named “{key}”.{note}</i></p>"))
+            default = None
+        elif "error" in entry:
+            self.card.setText(f"<i>{entry['error']}</i>")
+            default = None
+        else:
+            self.card.setText(card_html(entry["card"], entry["info"]))
+            default = entry["card"].get("default_nfe")
+        self.nfe.setSpecialValueText(f"the model's ({default})" if default else "the model's own")
+        self._save()
+        self.refresh_inputs()
+
+    def _import_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import a model", str(Path.home()), "Models (*.safetensors)")
+        if not path:
+            return
+        try:
+            target = import_model(Path(path), settings.imported_models_dir())
+        except CardError as error:
+            self._say(str(error), "error")
+            return
+        settings.set_method_model(self.method_key(), str(target))
+        self._fill_models()
+        self._say(f"Imported {target.name}.", "info")
+
+    def _pick_model_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Use a model file", str(Path.home()), "Models (*.safetensors)")
+        if path:
+            settings.set_method_model(self.method_key(), path)
+            self._fill_models()
+
+    # --- backend and device ------------------------------------------------------------------------------
+    def refresh_backend(self, use_cache: bool = True) -> None:  # noqa: FBT001, FBT002
+        """Check the backend (from the cache when nothing changed) and update the status line and models."""
+        self._show_state(BackendState("checking", str(settings.backend_python())))
+        state = self.check.start(settings.backend_python(), use_cache)
+        if state is not None:
+            self._backend_checked(state)
+
+    def _backend_checked(self, state: BackendState) -> None:
+        self._show_state(state)
+        self._fill_models()
+
+    def _show_state(self, state: BackendState) -> None:
+        self.state = state
+        colour = COLOURS.get(state.kind, "#000")
+        self.status.setText(f"<span style='color:{colour}'>● {state.describe()}</span>")
+        self.status.setToolTip(f"Backend Python: {state.python} (from {settings.backend_python_origin()})")
+        self.setup_button.setVisible(state.kind in ("missing", "broken"))
+        self.setup_button.setText("Set up backend…" if state.kind == "missing" else "Repair backend…")
+
+    def _detect_gpu(self) -> None:
+        process = QProcess(self)
+        process.finished.connect(lambda *_: self._gpu_found(process))
+        process.errorOccurred.connect(lambda *_: self._gpu_found(None))
+        process.start("nvidia-smi", ["--query-gpu=name,memory.total", "--format=csv,noheader"])
+
+    def _gpu_found(self, process: QProcess | None) -> None:
+        text = bytes(process.readAllStandardOutput()).decode("utf-8", "replace") if process is not None else ""
+        self.gpus = parse_nvidia_smi(text)
+        self.detected.setText(f"<small>{describe_device(self.gpus)}</small>")
+
+    # --- running ------------------------------------------------------------------------------------------
+    def refresh_inputs(self, *_: object) -> None:
+        """Show which project layers a run would use."""
+        try:
+            self.inputs.setText(self._pick().describe())
+        except PickError as error:
+            self.inputs.setText(f"<span style='color:#b03a2e'>{error}</span>")
+
+    def _pick(self):  # noqa: ANN202 (Inputs)
+        layers = [x for x in QgsProject.instance().mapLayers().values() if isinstance(x, QgsRasterLayer)]
+        active = self.iface.activeLayer() if self.iface is not None else None
+        active = active if isinstance(active, QgsRasterLayer) else None
+        card = self.cards.get(str(self.model.currentData() or ""), {}).get("card") or {}
+        dates = int((card.get("config") or {}).get("dates", 1)) if self.method_key() == "diffcr" else 1
+        wants_sar = bool(card["sar_bands"]) if "sar_bands" in card else None
+        return pick_inputs(self.method_key(), layers, active, dates, wants_sar)
+
+    def parameters(self) -> dict:
+        """Return the Processing parameters of a run on the current layers (raises PickError)."""
+        inputs = self._pick()
+        method = METHODS[self.method_key()]
+        optical: object = [x.id() for x in inputs.optical] if method.MAX_DATES > 1 else inputs.optical[0].id()
+        folder = self.folder.filePath().strip()
+        name = f"{inputs.optical[0].name()} cloud-free ({method.LABEL})"
+        output = str(unique_path(Path(folder), name.replace(" ", "_"))) if folder else "TEMPORARY_OUTPUT"
+        parameters = {
+            "OPTICAL": optical,
+            "NFE": self.nfe.value() or None,
+            "MODEL": str(self.model.currentData() or method.DEFAULT_MODEL),
+            "DEVICE": self.device.currentIndex(),
+            "RUNTIME": self.runtime.currentIndex(),
+            "TILE_SIZE": self.tile.value(),
+            "OVERLAP": self.overlap.value() if self.overlap.value() >= 0 else None,
+            "KEEP_CLEAR": self.keep_clear.isChecked(),
+            "CLOUD_THRESHOLD": self.threshold.value(),
+            "OUTPUT": output,
+        }
+        if inputs.sar is not None:
+            parameters["SAR"] = inputs.sar.id()
+        return parameters
+
+    def run_on_project(self) -> None:
+        """Run the chosen method on the project's layers as a background task."""
+        try:
+            parameters = self.parameters()
+        except PickError as error:
+            self._say(str(error), "error")
+            return
+        method = METHODS[self.method_key()]
+        name = f"{self._pick().optical[0].name()} cloud-free ({method.LABEL})"
+        problem = self.run.start(f"cloudremoval:{method.BACKEND_ALGORITHM}", parameters, name)
+        if problem:
+            self._say(problem, "error")
+            return
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+        self._say(f"Running {method.LABEL}… (progress also in the task manager)", "info")
+
+    def open_dialog(self) -> None:
+        """Open the method's Processing dialog, filled with the current layers and settings."""
+        import processing  # QGIS's Processing plugin: present in the desktop application
+
+        try:
+            parameters = self.parameters()
+            parameters.pop("OUTPUT")
+        except PickError:
+            parameters = {}
+        processing.execAlgorithmDialog(f"cloudremoval:{self.method_key()}", parameters)
+
+    def _run_message(self, level: str, text: str) -> None:
+        if level != "error":
+            self._say(text, level)
+
+    def _run_done(self, ok: bool, text: str, layer: QgsMapLayer | None) -> None:  # noqa: FBT001
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.setVisible(False)
+        self._say(text, "success" if ok else "error")
+
+    def _say(self, text: str, level: str) -> None:
+        colour = {"error": "#b03a2e", "warning": "#9a6700", "success": "#1e7b34"}.get(level, "")
+        self.message.setText(f"<span style='color:{colour}'>{text}</span>" if colour else text)
+
+    def teardown(self) -> None:
+        """Stop the background check and let go of the project's signals (the plugin is unloading)."""
+        self.check.cancel()
+        project = QgsProject.instance()
+        for signal in (project.layersAdded, project.layersRemoved):
+            try:
+                signal.disconnect(self.refresh_inputs)
+            except TypeError:
+                pass
