@@ -68,3 +68,8 @@ lint: $(VENV_STAMP)
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .mypy_cache .ruff_cache .qgis-settings
+
+# The plugin zip for plugins.qgis.org (<= 25 MB, no binaries, top folder cloud_removal/): dist/cloud_removal.zip
+.PHONY: package
+package:
+	$(QGIS_PYTHON) scripts/package.py --output dist/cloud_removal.zip

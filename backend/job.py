@@ -25,6 +25,7 @@ TILE_RANGE = (32, 4096)
 # Networks halve the tile up to four times, so a tile side must divide by 16.
 TILE_MULTIPLE = 16
 BATCH_RANGE = (1, 256)
+ADAPT_RANGE = (0, 5000)
 # Default overlap = tile / OVERLAP_DIVISOR (64 px for 256 px tiles): wide enough for the blend ramp to hide
 # tile-edge effects of a U-Net's receptive field, while adding only ~1.8x tiles over no overlap (MONAI, GeoAI: 25%).
 OVERLAP_DIVISOR = 4
@@ -64,7 +65,10 @@ class Job:
         optical_scale: DN that means reflectance 1.0; None = the model card's (fitted to the image for 8-bit
             models fed wider data, see backend.optical_scale).
         keep_clear: keep clear pixels as they are and use the model's output only under clouds (feathered).
-        cloud_threshold: cloud probability (s2cloudless) above which a pixel counts as cloud for ``keep_clear``.
+        cloud_threshold: cloud probability (s2cloudless) above which a pixel counts as cloud for ``keep_clear``
+            and for scene adaptation.
+        adapt: fine-tuning steps on the scene itself before the run (0 = off).
+        save_adapted: where to keep the adapted weights (.safetensors), or None.
     """
 
     algorithm: str
@@ -87,6 +91,8 @@ class Job:
     optical_scale: float | None = None
     keep_clear: bool = False
     cloud_threshold: float = 0.4
+    adapt: int = 0
+    save_adapted: str | None = None
 
     def __post_init__(self) -> None:
         """Check every field; raise :class:`BadInputError` or :class:`OutputError` with a sentence."""
@@ -115,6 +121,9 @@ class Job:
             raise BadInputError(f"Optical scale must be a positive number of DN, not {self.optical_scale}")
         if not 0.0 < self.cloud_threshold < 1.0:
             raise BadInputError(f"Cloud threshold must lie between 0 and 1, not {self.cloud_threshold}")
+        _check_range("Adaptation steps", self.adapt, ADAPT_RANGE)
+        if self.save_adapted is not None and not self.save_adapted.endswith(".safetensors"):
+            raise BadInputError(f"Adapted weights are saved as .safetensors, not {self.save_adapted}")
         if len(self.optical_paths) > MAX_DATES:
             raise BadInputError(f"{len(self.optical_paths)} optical rasters given; at most {MAX_DATES} dates are used")
         if any(not path for path in self.extra_optical):

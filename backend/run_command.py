@@ -86,6 +86,12 @@ def register(subparsers: Any) -> None:
         default=hide,
         help="cloud probability above which --keep-clear treats a pixel as cloud (default 0.4)",
     )
+    parser.add_argument(
+        "--adapt", type=int, default=hide, help="fine-tune the model on this scene for N steps first (0 = off)"
+    )
+    parser.add_argument(
+        "--save-adapted", dest="save_adapted", default=hide, help="keep the adapted weights in this .safetensors file"
+    )
     parser.add_argument("--job", dest="job_file", default=None, help="JSON file with the job (same keys as flags)")
     parser.add_argument("--events", action="store_true", help="write JSON-line events on stdout (for the plugin)")
     parser.set_defaults(handler=handle)

@@ -53,13 +53,17 @@ def default_model(algorithm: str) -> str:
     return DEFAULT_MODELS[algorithm]
 
 
-def load_restorer(job: Job, device: torch.device) -> tuple[Restorer, ModelCard]:
+NetworkHook = Callable[[torch.nn.Module, ModelCard], torch.nn.Module]
+
+
+def load_restorer(job: Job, device: torch.device, adapt: NetworkHook | None = None) -> tuple[Restorer, ModelCard]:
     """Load the job's model (and DE's reference network) for the job's runtime and wrap it in its method's restorer.
 
     Args:
         job: the job (model, NFE, seed, runtime, tile size, device, threads).
         device: where the torch runtime puts the network; the restorer receives its tensors there (the
             ``onnxruntime`` runtime takes them on the CPU, see :func:`tensor_device`).
+        adapt: applied to the network (on the CPU, in torch) before it is placed: scene adaptation.
 
     Raises:
         ModelError: the model cannot be found, read or exported, or belongs to another algorithm.
@@ -76,6 +80,8 @@ def load_restorer(job: Job, device: torch.device) -> tuple[Restorer, ModelCard]:
             f"Model {card.name} is a {algorithm_label(card.algorithm)} model, not {algorithm_label(job.algorithm)}; "
             f"choose a {algorithm_label(job.algorithm)} model or run {card.algorithm}"
         )
+    if adapt is not None:
+        network = adapt(network, card)
     tile, _ = job.tiling(card.tile_size)
     threads = job.threads or default_threads()
 
@@ -188,7 +194,12 @@ def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str
             open_raster(path, role).close()
     if stop():
         raise CancelledError()
-    restore, card = load_restorer(job, device)
+    def adapt(network: torch.nn.Module, card: ModelCard) -> torch.nn.Module:
+        from backend.adapt import adapt_to_scene
+
+        return adapt_to_scene(job, network, card, reporter, stop)
+
+    restore, card = load_restorer(job, device, adapt if job.adapt else None)
     clouds = CloudCount()
     if job.keep_clear:
         restore = keep_clear(restore, card.optical_bands, job.cloud_threshold, clouds)

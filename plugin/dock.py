@@ -278,8 +278,12 @@ class CloudRemovalDock(QgsDockWidget):
         entry = self.cards.get(key)
         if entry is None:
             info = next((m for m in self.state.models if m.get("name") == key), None)
-            note = "" if self.state.kind == "found" else " Set up the backend to list the shipped models."
-            self.card.setText(card_html(None, info) + (f"<p><i>No trained weights named “{key}”.{note}</i></p>"))
+            if info is not None:
+                self.card.setText(card_html(None, info))
+            elif self.state.kind == "found":
+                self.card.setText(f"<i>No model named “{key}” is installed: import one, or pick a file.</i>")
+            else:
+                self.card.setText(f"<i>“{key}”: set up the backend to see the installed models and their cards.</i>")
             default = None
         elif "error" in entry:
             self.card.setText(f"<i>{entry['error']}</i>")
@@ -326,7 +330,7 @@ class CloudRemovalDock(QgsDockWidget):
         self.state = state
         colour = COLOURS.get(state.kind, "#000")
         self.status.setText(f"<span style='color:{colour}'>● {state.describe()}</span>")
-        self.status.setToolTip(f"Backend Python: {state.python} (from {settings.backend_python_origin()})")
+        self.status.setToolTip(f"Backend Python: {state.python}\n(from {settings.backend_python_origin()})")
         self.setup_button.setVisible(state.kind in ("missing", "broken"))
         self.setup_button.setText("Set up backend…" if state.kind == "missing" else "Repair backend…")
 

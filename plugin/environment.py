@@ -82,8 +82,10 @@ class BackendState:
     def describe(self) -> str:
         """Return the status line's text."""
         if self.kind == "found":
-            shipped = sum(1 for model in self.models if model.get("kind") != "config")
-            return f"Backend ready ({self.python}; {shipped} trained model{'s' if shipped != 1 else ''})."
+            trained = sum(1 for model in self.models if model.get("kind") != "config")
+            if not trained:
+                return "Backend ready; no trained model is installed yet."
+            return f"Backend ready, {trained} trained model{'s' if trained != 1 else ''}."
         if self.kind == "missing":
             return f"Backend missing: {self.why}"
         if self.kind == "checking":

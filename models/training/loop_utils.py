@@ -120,11 +120,11 @@ def last_validation(log_path: Path) -> dict[str, float]:
 
 
 def jsonl_log(path: Path) -> Log:
-    """A log that prints each line and appends it to ``path`` (one JSON object per line)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A log that prints each line and appends it to ``path`` (one JSON object per line; folders made on use)."""
 
     def log(line: str) -> None:
         print(line, flush=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as handle:
             handle.write(line + "\n")
 

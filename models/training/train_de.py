@@ -58,7 +58,7 @@ class DESettings:
     lr: float = 2e-4
     seed: int = 0
     ema: float = 0.995
-    eval_every: int = 100
+    eval_every: int = 200
     schedule: str = "adm-linear"
     timesteps: int = 1000
     w_min: float = W_MIN

@@ -109,5 +109,6 @@ def test_the_command_trains_the_reference_then_de(tmp_path, capsys):
     _, card = load_model(str(out))
     assert card.schedule["reference_model"] == str(ref) and card.training["recipe"]["steps"] == 1
     assert "psnr_output" in next(iter(card.metrics.values()))
-    missing = ["train", "de", "--reference", str(tmp_path / "none.safetensors"), *common]
+    missing = ["train", "de", "--reference", str(tmp_path / "none.safetensors"), "--run-dir", str(tmp_path / "m")]
+    missing += common
     assert main(missing) == 2 and "Train it first" in capsys.readouterr().err

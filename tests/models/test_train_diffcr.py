@@ -1,5 +1,7 @@
 """DiffCR training: the restorer's input layout, SR3 noise levels, a resumable tiny run and a loadable card."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -84,3 +86,20 @@ def test_unsupported_sar_bands_are_refused(tmp_path):
         config = DiffCRConfig(bands=13, dates=1, sar_bands=1, width=8, enc_blocks=(1,), dec_blocks=(1,))
         train_diffcr(config, SETTINGS, train, validation, torch.full((3, 13), 0.4), tmp_path, print)
 
+
+
+def test_a_resumed_run_equals_an_unbroken_one(tmp_path):
+    train, validation = _chips()
+    spectra = torch.full((3, 13), 0.4)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+
+    def keep_step_one(line):  # the log line of step 2 comes before its checkpoint: the file still holds step 1
+        if '"step": 2' in line:
+            shutil.copy(tmp_path / "whole" / "checkpoint.pt", broken / "checkpoint.pt")
+
+    whole, _, _ = train_diffcr(TINY, SETTINGS, train, validation, spectra, tmp_path / "whole", keep_step_one)
+    assert torch.load(broken / "checkpoint.pt", weights_only=True)["step"] == 1
+    resumed, _, _ = train_diffcr(TINY, SETTINGS, train, validation, spectra, broken, lambda _: None)
+    for x, y in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)

@@ -48,7 +48,8 @@ def test_command_line_reaches_the_backend(qgis_process: Any, tmp_path: Path) -> 
     arguments = json.loads(record.read_text())["arguments"]
     assert arguments[arguments.index(str(REPO)) + 1 :] == [
         *["run", "dbcr", "--optical", str(SAMPLE_S2), "--sar", str(SAMPLE_S1), "--nfe", "3", "--model", "dbcr-lite"],
-        *["--device", "cpu", "--overlap", "16", "--output", str(tmp_path / "out.tif"), "--events"],
+        *["--device", "cpu", "--overlap", "16", "--runtime", "torch", "--output", str(tmp_path / "out.tif")],
+        "--events",
     ]  # no --tile-size: 0 means the model's own
 
 
@@ -85,7 +86,8 @@ def test_missing_backend_says_how_to_set_it_up(qgis_process: Any, tmp_path: Path
     result = dbcr(qgis_process, output, env={"CLOUD_REMOVAL_PYTHON": str(tmp_path / "nowhere" / "python")})
     assert result.returncode != 0
     assert "The cloud-removal backend is not set up" in result.text
-    assert "Run `make` once in the plugin folder" in result.text
+    assert "click “Set up backend…”" in result.text
+    assert "run `make` once in the plugin folder" in result.text
     assert "Traceback" not in result.text
     assert not output.exists()
 

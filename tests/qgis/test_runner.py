@@ -44,7 +44,7 @@ def test_success_relays_progress_and_returns_output(provider: Any, fake_backend:
     [
         ("error", "S1 layer has 1 band; DB-CR needs VV and VH"),
         ("crash", "internal error (exit code 1): ZeroDivisionError: division by zero"),
-        ("missing_module", "is incomplete (No module named 'torch'). Repair it with `make` in the plugin folder"),
+        ("missing_module", "is incomplete (No module named 'torch'). Repair it from the Cloud removal panel"),
         ("killed", "The backend process was killed before it finished"),
     ],
 )
@@ -67,7 +67,7 @@ def test_missing_backend_says_how_to_set_it_up(provider: Any, monkeypatch: pytes
     feedback = RecordingFeedback()
     _, ok = run_dbcr(tmp_path / "out.tif", feedback)
     assert not ok
-    assert any("backend is not set up" in e and "Run `make` once in the plugin folder" in e for e in feedback.errors)
+    assert any("backend is not set up" in e and "“Set up backend…”" in e for e in feedback.errors), feedback.errors
     assert not (tmp_path / "out.tif").exists()
 
 

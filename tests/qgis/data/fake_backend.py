@@ -2,9 +2,12 @@
 """A stand-in for the backend's Python, for testing the plugin's runner without torch or a model.
 
 Called like the real one (``python -E -u -c <launcher> <plugin folder> run dbcr ... --output P --events``), it
-ignores everything but ``--output`` and acts out the scenario named by ``FAKE_BACKEND_SCENARIO``:
+ignores everything but its outputs and acts out the scenario named by ``FAKE_BACKEND_SCENARIO``:
 
-- ``ok``: progress over 4 tiles, events split across writes, then writes the output via its partial file.
+- ``ok``: progress over 4 tiles, events split across writes, then writes the output via its partial file (and the
+  extra outputs of ``--extra-outputs`` beside it, the masks of ``cloudmask``).
+- ``copy``: as ``ok``, but every output is a byte copy of the first ``--optical`` raster (a real GeoTIFF, for
+  chains and styling).
 - ``slow``: writes the partial file and reports 1 tile of 200 every 0.1 s; dies on SIGTERM without cleaning up.
 - ``error``: an ``error`` event and exit code 2.
 - ``crash``: a traceback on stderr and exit code 1.
@@ -12,13 +15,39 @@ ignores everything but ``--output`` and acts out the scenario named by ``FAKE_BA
 - ``killed``: the process kills itself (as the kernel's out-of-memory killer would).
 
 With ``FAKE_BACKEND_RECORD`` set, it first writes its working directory and arguments there as JSON.
+``models --json`` prints ``FAKE_BACKEND_MODELS`` (a JSON file) or an empty list. The ``finished`` event reports a
+``cloud_fraction`` of 0.25 when the run keeps clear pixels or makes a cloud mask.
 """
 
 import json
 import os
+import shutil
 import signal
 import sys
 import time
+from pathlib import Path
+
+
+def outputs_of(arguments: list) -> list:
+    """The files a call writes: --output (and its extras), or cloudmask's --mask and --probability."""
+    found = [arguments[i + 1] for i, flag in enumerate(arguments) if flag in ("--output", "--mask", "--probability")]
+    if "--extra-outputs" in arguments and "--output" in arguments:
+        output = Path(arguments[arguments.index("--output") + 1])
+        suffixes = {"mask": "_cloudmask", "change": "_change"}
+        for kind in arguments[arguments.index("--extra-outputs") + 1].split(","):
+            found.append(str(output.with_name(output.stem + suffixes[kind] + ".tif")))
+    return found
+
+
+def write(path: str, source: str | None) -> None:
+    """Write one output through its partial file."""
+    partial = path + ".partial"
+    if source is None:
+        with open(partial, "wb") as file:
+            file.write(b"not really a GeoTIFF")
+    else:
+        shutil.copyfile(source, partial)
+    os.replace(partial, path)
 
 
 def emit(kind: str, **data: object) -> None:
@@ -27,14 +56,20 @@ def emit(kind: str, **data: object) -> None:
 
 def main() -> int:
     arguments = sys.argv[1:]
-    output = arguments[arguments.index("--output") + 1]
-    partial = output + ".partial"
     scenario = os.environ.get("FAKE_BACKEND_SCENARIO", "ok")
     if os.environ.get("FAKE_BACKEND_RECORD"):
         with open(os.environ["FAKE_BACKEND_RECORD"], "w", encoding="utf-8") as file:
             json.dump({"cwd": os.getcwd(), "arguments": arguments}, file)
-    emit("started", algorithm="dbcr", tiles=4)
-    if scenario == "ok":
+    command = arguments[arguments.index("-c") + 3]  # after -c <launcher> <plugin folder>
+    if command == "models" and scenario in ("ok", "copy"):
+        models = os.environ.get("FAKE_BACKEND_MODELS")
+        print(Path(models).read_text() if models else "[]")
+        return 0
+    outputs = outputs_of(arguments)
+    output = outputs[0]
+    partial = output + ".partial"
+    emit("started", algorithm=command, tiles=4)
+    if scenario in ("ok", "copy"):
         line = json.dumps({"event": "progress", "done": 1, "total": 4}) + "\n"
         sys.stdout.write(line[:10])  # a line split across two writes
         sys.stdout.flush()
@@ -43,10 +78,13 @@ def main() -> int:
         print("a line that is not an event", flush=True)
         for done in (2, 3, 4):
             emit("progress", done=done, total=4)
-        with open(partial, "wb") as file:
-            file.write(b"not really a GeoTIFF")
-        os.replace(partial, output)
-        emit("finished", output=output, stats={"seconds": 0.1})
+        source = arguments[arguments.index("--optical") + 1] if scenario == "copy" else None
+        for path in outputs:
+            write(path, source)
+        stats = {"seconds": 0.1}
+        if "--keep-clear" in arguments or command == "cloudmask":
+            stats["cloud_fraction"] = 0.25
+        emit("finished", output=output, stats=stats)
         return 0
     if scenario == "slow":
         with open(partial, "wb") as file:

@@ -1,0 +1,90 @@
+"""Scene adaptation (``--adapt N``): read the user's scene, fine-tune the model on it, then run as usual.
+
+Only a bounded window of the scene is read (:data:`MAX_SCENE_SIDE`, centred), so adaptation costs the same on a
+whole Sentinel-2 tile as on a small clip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from rasterio.windows import Window
+from torch import nn
+
+from backend.errors import BadInputError, CancelledError
+from backend.job import Job, algorithm_label
+from backend.raster_io import OpticalSource
+from backend.reporting import Reporter
+from backend.sar import SarSource
+from models.card import ModelCard, save_weights
+from models.training.adapt import AdaptSettings, Scene, adapt_dbcr, clear_fraction
+
+MAX_SCENE_SIDE = 1024
+ADAPTABLE = ("dbcr",)
+
+
+def centre_window(height: int, width: int, side: int = MAX_SCENE_SIDE) -> Window:
+    """The central window of at most side x side pixels."""
+    rows, cols = min(height, side), min(width, side)
+    return Window((width - cols) // 2, (height - rows) // 2, cols, rows)
+
+
+def read_scene(job: Job, card: ModelCard) -> Scene:
+    """The scene's optical and SAR arrays and its s2cloudless cloud probability and mask."""
+    from models.cloudmask import cloud_probability, mask_from_probability
+
+    label = algorithm_label(card.algorithm)
+    with OpticalSource(job.optical, card.optical_bands, card.optical_scale, job.l2a_offset, label, card.name) as source:
+        window = centre_window(source.grid.height, source.grid.width)
+        optical, valid = source.read(window)
+        sar = None
+        if card.sar_bands and job.sar:
+            with SarSource(job.sar, source.grid, card.sar_bands, card.sar_db_ranges, job.sar_scale, job.sar_bands,
+                           label) as radar:
+                sar, _ = radar.read(window)
+    probability = cloud_probability(optical, card.optical_bands)
+    mask = mask_from_probability(probability, job.cloud_threshold)
+    return Scene(optical, sar, probability, mask & valid, valid)
+
+
+def adapt_to_scene(
+    job: Job, network: nn.Module, card: ModelCard, reporter: Reporter, should_stop: Callable[[], bool]
+) -> nn.Module:
+    """Fine-tune ``network`` on the job's scene for ``job.adapt`` steps; save it if the job asks.
+
+    Raises:
+        BadInputError: the method cannot adapt yet, or the scene has no clear area to learn from.
+        CancelledError: the user cancelled during adaptation.
+    """
+    if card.algorithm not in ADAPTABLE:
+        raise BadInputError(f"Scene adaptation is available for DB-CR so far, not {algorithm_label(card.algorithm)}")
+    scene = read_scene(job, card)
+    share = clear_fraction(scene)
+    reporter.log("info", f"Adapting {card.name} to the scene: {100 * share:.0f} % clear, {job.adapt} steps")
+    if share < 0.05:
+        reporter.log("warning", "Less than 5 % of the scene is clear: adaptation has little to learn from")
+
+    def progress(done: int, total: int) -> None:
+        reporter.emit("progress", done=done, total=total, phase="adapt")
+
+    settings = AdaptSettings(steps=job.adapt, seed=job.seed)
+    try:
+        tuned = adapt_dbcr(network, scene, str((card.schedule or {}).get("kind", "linear")), settings, progress,
+                           should_stop)
+    except ValueError as error:
+        raise BadInputError(f"Cannot adapt to this scene: {error}; run without adaptation") from error
+    if should_stop():
+        raise CancelledError()
+    if job.save_adapted:
+        save_adapted(tuned, card, job, share)
+    return tuned
+
+
+def save_adapted(network: nn.Module, card: ModelCard, job: Job, clear_share: float) -> None:
+    """Keep the adapted weights as a new model, its card saying what it was adapted to."""
+    path = Path(job.save_adapted or "")
+    training = dict(card.training)
+    training["adapted_to_scene"] = {"optical": job.optical, "steps": job.adapt, "clear_share": round(clear_share, 3)}
+    adapted = card.replace(name=path.stem, training=training, description=f"{card.name} adapted to {job.optical}")
+    save_weights(path, network.state_dict(), adapted)

@@ -1,0 +1,152 @@
+"""Learn from the user's own scene: fine-tune a DB-CR network on the scene's clear areas before running it.
+
+s2cloudless splits the scene into clear and cloudy pixels. Clouds are pasted over clear crops with shapes taken
+from the scene's own cloud-probability map (elsewhere in the scene) and spectra from its own cloudy pixels, so the
+network practises on exactly this scene's surfaces, sensor state and cloud type; the scene's S1 comes along.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from models.schedules import BRIDGE_TIMESTEPS, bridge_schedule, bridge_state
+
+# A crop counts as clear when at most this share of it is cloud in the scene's mask.
+MAX_CLOUD_IN_CLEAR_CROP = 0.02
+# Fewer cloudy pixels than this and the scene has no cloud of its own to copy: use a generic spectrum.
+MIN_CLOUD_PIXELS = 200
+# A typical L1C cumulus spectrum (eo-learn reference scene means), for scenes without clouds of their own.
+GENERIC_CLOUD = np.array(
+    [0.32, 0.31, 0.28, 0.28, 0.30, 0.37, 0.41, 0.40, 0.44, 0.14, 0.002, 0.32, 0.26], dtype=np.float32
+)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """The scene as arrays.
+
+    Attributes:
+        optical: (C, H, W) reflectance in the model's band order.
+        sar: (S, H, W) in [0, 1], or None.
+        probability: (H, W) s2cloudless cloud probability.
+        mask: (H, W) True where cloudy.
+        valid: (H, W) True where the optical raster has data.
+    """
+
+    optical: np.ndarray
+    sar: np.ndarray | None
+    probability: np.ndarray
+    mask: np.ndarray
+    valid: np.ndarray
+
+
+@dataclass(frozen=True)
+class AdaptSettings:
+    """The fine-tuning recipe: short and gentle, so the network keeps what it learnt before."""
+
+    steps: int = 50
+    batch: int = 4
+    crop: int = 96
+    lr: float = 5e-5
+    seed: int = 0
+    t_end_share: float = 0.5
+
+
+def clear_fraction(scene: Scene) -> float:
+    """Share of valid pixels that are clear."""
+    valid = scene.valid.sum()
+    return float((scene.valid & ~scene.mask).sum() / valid) if valid else 0.0
+
+
+def clear_crop_origins(scene: Scene, crop: int, limit: int = 400, stride: int = 16) -> list[tuple[int, int]]:
+    """Top-left corners of crop x crop windows that are valid and (nearly) cloud-free."""
+    height, width = scene.mask.shape
+    origins = []
+    for row in range(0, max(1, height - crop + 1), stride):
+        for col in range(0, max(1, width - crop + 1), stride):
+            window = np.s_[row : row + crop, col : col + crop]
+            if scene.valid[window].all() and scene.mask[window].mean() <= MAX_CLOUD_IN_CLEAR_CROP:
+                origins.append((row, col))
+    random.Random(0).shuffle(origins)
+    return origins[:limit]
+
+
+def cloud_spectra(scene: Scene, limit: int = 2000) -> np.ndarray:
+    """(K, C) spectra of the scene's brightest cloudy pixels, or the generic cloud when it has too few."""
+    cloudy = scene.mask & scene.valid & (scene.probability > 0.6)
+    if cloudy.sum() < MIN_CLOUD_PIXELS or scene.optical.shape[0] != len(GENERIC_CLOUD):
+        return GENERIC_CLOUD[None] if scene.optical.shape[0] == len(GENERIC_CLOUD) else scene.optical.max((1, 2))[None]
+    pixels = scene.optical[:, cloudy].T
+    return pixels[np.random.default_rng(0).permutation(len(pixels))[:limit]]
+
+
+def cloud_shape(scene: Scene, crop: int, rng: random.Random) -> np.ndarray:
+    """A crop x crop opacity field (0-1) cut from the scene's cloud probability, or a soft blob if it has none."""
+    height, width = scene.probability.shape
+    if scene.mask.sum() >= MIN_CLOUD_PIXELS and height >= crop and width >= crop:
+        for _ in range(20):
+            row, col = rng.randrange(height - crop + 1), rng.randrange(width - crop + 1)
+            field = scene.probability[row : row + crop, col : col + crop]
+            if 0.1 < (field > 0.4).mean() < 0.9:
+                return np.clip((field - 0.2) / 0.6, 0, 1).astype(np.float32)
+    yy, xx = np.mgrid[:crop, :crop]
+    cy, cx, radius = rng.uniform(0, crop), rng.uniform(0, crop), rng.uniform(crop / 6, crop / 2)
+    return np.clip(1.5 - np.hypot(yy - cy, xx - cx) / radius, 0, 1).astype(np.float32)
+
+
+def scene_batch(scene: Scene, origins: list[tuple[int, int]], spectra: np.ndarray, settings: AdaptSettings,
+                rng: random.Random) -> tuple[Tensor, Tensor, Tensor]:
+    """Clear crops of the scene, the same crops under the scene's own clouds, and their SAR."""
+    clear, cloudy, sar = [], [], []
+    for _ in range(settings.batch):
+        row, col = rng.choice(origins)
+        window = np.s_[..., row : row + settings.crop, col : col + settings.crop]
+        image = scene.optical[window]
+        alpha = cloud_shape(scene, settings.crop, rng)[None]
+        spectrum = spectra[rng.randrange(len(spectra))][:, None, None] * rng.uniform(0.8, 1.1)
+        clear.append(image)
+        cloudy.append(image * (1 - alpha) + spectrum * alpha)
+        radar = scene.sar[window] if scene.sar is not None else np.zeros((2, settings.crop, settings.crop))
+        sar.append(radar.astype(np.float32))
+    as_tensor = lambda arrays: torch.from_numpy(np.stack(arrays).astype(np.float32))  # noqa: E731
+    return as_tensor(clear), as_tensor(cloudy).clamp(0, 1), as_tensor(sar)
+
+
+def adapt_dbcr(network: nn.Module, scene: Scene, schedule: str, settings: AdaptSettings,
+               progress: Callable[[int, int], None] | None = None,
+               should_stop: Callable[[], bool] | None = None) -> nn.Module:
+    """Fine-tune a copy of ``network`` on the scene; the original is left untouched.
+
+    Raises:
+        ValueError: the scene has no clear window of the crop size to learn from.
+    """
+    origins = clear_crop_origins(scene, settings.crop)
+    if not origins:
+        raise ValueError(f"the scene has no clear {settings.crop} x {settings.crop} px area to learn from")
+    torch.manual_seed(settings.seed)
+    rng = random.Random(settings.seed)
+    spectra = cloud_spectra(scene)
+    alphas = bridge_schedule(schedule, BRIDGE_TIMESTEPS).float()
+    tuned = copy.deepcopy(network).train()
+    optimizer = torch.optim.Adam(tuned.parameters(), lr=settings.lr)
+    for step in range(settings.steps):
+        if should_stop is not None and should_stop():
+            break
+        clear, cloudy, sar = scene_batch(scene, origins, spectra, settings, rng)
+        t = torch.tensor([BRIDGE_TIMESTEPS if rng.random() < settings.t_end_share else rng.randint(1, BRIDGE_TIMESTEPS)
+                          for _ in range(len(clear))])
+        loss = F.l1_loss(tuned(bridge_state(clear, cloudy, alphas[t]), t.float(), sar), clear)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if progress is not None:
+            progress(step + 1, settings.steps)
+    return tuned.eval()

@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import rasterio
+
+from backend.job import Job
+from backend.reporting import Reporter
+from backend.runner import execute
+from models.card import read_card
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample"
+OPTICAL = str(SAMPLE / "ROIs1868_summer_s2_cloudy_19_p30.tif")
+SAR = str(SAMPLE / "ROIs1868_summer_s1_19_p30.tif")
+
+
+def _events(capsys):
+    from backend.protocol import decode_event
+
+    return [decode_event(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_adapted_run_writes_output_and_keeps_the_adapted_model(tmp_path, tiny_model, capsys):
+    kept = tmp_path / "adapted.safetensors"
+    job = Job(algorithm="dbcr", optical=OPTICAL, sar=SAR, model=tiny_model, output=str(tmp_path / "out.tif"),
+              device="cpu", threads=1, tile_size=128, adapt=2, save_adapted=str(kept))
+    assert execute(job, Reporter(events=True)) == 0
+    events = _events(capsys)
+    assert [e.get("done") for e in events if e.kind == "progress" and e.get("phase") == "adapt"] == [1, 2]
+    assert any("Adapting" in (e.get("message") or "") for e in events if e.kind == "log")
+    with rasterio.open(job.output) as out:
+        assert out.count == 13
+    card = read_card(kept)
+    assert card.name == "adapted" and card.training["adapted_to_scene"]["steps"] == 2
+
+
+def test_adaptation_of_a_method_that_cannot_adapt_is_a_sentence(tmp_path, tiny_models, capsys, kit):
+    rgb = kit.write_raster(tmp_path / "rgb.tif", (kit.s2_dn(3) // 20).astype("uint8"), crs=None)
+    job = Job(algorithm="de", optical=rgb, model=tiny_models["tiny-de"], output=str(tmp_path / "out.tif"),
+              device="cpu", threads=1, adapt=2)
+    assert execute(job, Reporter(events=True)) == 2
+    error = _events(capsys)[-1]
+    assert error.kind == "error" and "adaptation" in error.get("message").lower()

@@ -1,0 +1,62 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from models.dbcr import DBCRConfig, DBCRNet
+from models.training.adapt import (
+    GENERIC_CLOUD,
+    AdaptSettings,
+    Scene,
+    adapt_dbcr,
+    clear_crop_origins,
+    clear_fraction,
+    cloud_shape,
+    cloud_spectra,
+)
+
+TINY = DBCRConfig(widths=(8, 16), enc_blocks=(1, 1), dec_blocks=(1, 1), heads=(1, 2))
+
+
+def _scene(cloudy_rows=40, size=96):
+    rng = np.random.default_rng(0)
+    optical = rng.random((13, size, size), np.float32) * 0.1
+    probability = np.zeros((size, size), np.float32)
+    probability[:cloudy_rows] = 0.9
+    optical[:, :cloudy_rows] = 0.5  # bright cloud pixels
+    mask = probability > 0.4
+    return Scene(optical, rng.random((2, size, size), np.float32), probability, mask, np.ones_like(mask))
+
+
+def test_clear_crops_avoid_the_clouds():
+    scene = _scene()
+    origins = clear_crop_origins(scene, 32)
+    assert origins and all(row >= 40 for row, _ in origins)
+    assert clear_fraction(scene) == pytest.approx(1 - 40 / 96)
+
+
+def test_spectra_come_from_the_scenes_clouds_or_a_generic_cloud():
+    assert np.allclose(cloud_spectra(_scene()), 0.5)
+    assert np.array_equal(cloud_spectra(_scene(cloudy_rows=0)), GENERIC_CLOUD[None])
+
+
+def test_cloud_shapes_are_opacity_fields():
+    shape = cloud_shape(_scene(cloudy_rows=48), 32, random.Random(0))
+    assert shape.shape == (32, 32) and 0 <= shape.min() and shape.max() <= 1 and shape.max() > 0.5
+
+
+def test_adaptation_tunes_a_copy_and_leaves_the_original():
+    network = DBCRNet(TINY)
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    steps = []
+    tuned = adapt_dbcr(network, _scene(), "linear", AdaptSettings(steps=2, batch=2, crop=32),
+                       progress=lambda d, t: steps.append(d))
+    assert steps == [1, 2] and not tuned.training
+    assert all(torch.equal(before[k], v) for k, v in network.state_dict().items())
+    assert any(not torch.equal(before[k], v) for k, v in tuned.state_dict().items())
+
+
+def test_a_scene_without_clear_area_is_refused():
+    with pytest.raises(ValueError, match="no clear"):
+        adapt_dbcr(DBCRNet(TINY), _scene(cloudy_rows=96), "linear", AdaptSettings(steps=1, crop=32))

@@ -1,0 +1,169 @@
+"""Drives the real QGIS desktop as a user would; run inside ``qgis.bin --code gui_driver.py`` (see test_gui.py).
+
+Reads its job from the JSON file named by ``CLOUD_REMOVAL_GUI_JOB``: the layers to load, where to save screenshots
+and the report, whether to run DB-CR from the panel and with which tile size. Steps are chained with timers so the
+QGIS event loop keeps running (tasks, repaints); whatever happens, a report is written and QGIS exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from qgis.core import QgsProject, QgsRasterLayer
+from qgis.PyQt.QtCore import QSize, QTimer
+from qgis.utils import iface, plugins
+
+JOB = json.loads(Path(os.environ["CLOUD_REMOVAL_GUI_JOB"]).read_text(encoding="utf-8"))
+SHOTS = Path(JOB["screenshots"])
+REPORT: dict[str, Any] = {"errors": [], "screenshots": []}
+STARTED = time.monotonic()
+
+
+def finish() -> None:
+    """Write the report and leave at once (no "save the project?" question)."""
+    REPORT["seconds"] = round(time.monotonic() - STARTED, 1)
+    Path(JOB["report"]).write_text(json.dumps(REPORT, indent=1, default=str), encoding="utf-8")
+    os._exit(0)
+
+
+def guarded(step: Any) -> Any:
+    """Run a step; on any error, record it and finish."""
+
+    def run() -> None:
+        try:
+            step()
+        except Exception:  # noqa: BLE001
+            REPORT["errors"].append(traceback.format_exc())
+            finish()
+
+    return run
+
+
+def later(step: Any, ms: int = 300) -> None:
+    """Run ``step`` after ``ms`` milliseconds of event processing."""
+    QTimer.singleShot(ms, guarded(step))
+
+
+def shoot(widget: Any, name: str) -> None:
+    """Save a screenshot of a widget (including its children) as PNG."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / name
+    widget.grab().save(str(path), "PNG")
+    REPORT["screenshots"].append(str(path))
+
+
+def wait_for(condition: Any, then: Any, timeout_s: float, what: str) -> None:
+    """Poll ``condition`` every 200 ms; call ``then`` once true, or record a timeout and finish."""
+    deadline = time.monotonic() + timeout_s
+
+    def poll() -> None:
+        if condition():
+            then()
+        elif time.monotonic() > deadline:
+            REPORT["errors"].append(f"timed out waiting for {what}")
+            finish()
+        else:
+            later(poll, 200)
+
+    later(poll, 200)
+
+
+def start() -> None:
+    """Load the layers, style them as a user would see them, open the panel."""
+    plugin = plugins.get("cloud_removal")
+    REPORT["plugin_loaded"] = plugin is not None
+    if plugin is None:
+        finish()
+    from cloud_removal.processing_provider.styling import style_true_colour
+
+    window = iface.mainWindow()
+    window.resize(QSize(1500, 950))
+    for path in JOB["layers"]:
+        layer = iface.addRasterLayer(path, Path(path).stem)
+        if layer is not None and layer.bandCount() >= 12:
+            style_true_colour(layer)
+    iface.setActiveLayer(QgsProject.instance().mapLayersByName(Path(JOB["layers"][0]).stem)[0])
+    iface.mapCanvas().zoomToFullExtent()
+    REPORT["toolbar_action"] = plugin.action is not None and plugin.action.objectName()
+    plugin.action.setChecked(True)  # what clicking the toolbar icon does
+    dock = plugin.dock
+    dock.setMinimumWidth(420)
+    wait_for(lambda: dock.state.kind != "checking", dock_ready, 90, "the backend check")
+
+
+def dock_ready() -> None:
+    """Record what the panel shows, screenshot it, then open the toolbox dialog."""
+    dock = plugins["cloud_removal"].dock
+    REPORT["dock"] = {
+        "visible": dock.isVisible(),
+        "status": dock.status.text(),
+        "inputs": dock.inputs.text(),
+        "model": dock.model.currentText(),
+        "card": dock.card.text(),
+        "device": dock.detected.text(),
+        "nfe": dock.nfe.value(),
+    }
+    shoot(dock, "dock.png")
+    import processing
+
+    dialog = processing.createAlgorithmDialog("cloudremoval:dbcr", dock.parameters())
+    dialog.resize(QSize(1000, 760))
+    dialog.show()
+    REPORT["dialog_title"] = dialog.windowTitle()
+
+    def shoot_dialog() -> None:
+        shoot(dialog, "toolbox-dialog.png")
+        dialog.close()
+        later(run if JOB.get("run") else finish, 300)
+
+    later(shoot_dialog, 800)
+
+
+def run() -> None:
+    """Run DB-CR from the panel with a tiny tile, wait for the styled result, screenshot the map."""
+    dock = plugins["cloud_removal"].dock
+    dock.tile.setValue(int(JOB.get("tile_size", 64)))
+    dock.device.setCurrentIndex(dock.device.findData("cpu"))
+    dock.run_button.click()
+    REPORT["run_started"] = dock.run.running()
+    REPORT["run_message"] = dock.message.text()
+    if not dock.run.running():
+        finish()
+    wait_for(lambda: not dock.run.running(), run_done, float(JOB.get("run_timeout", 150)), "the run")
+
+
+def run_done() -> None:
+    """Record the result layer and its style, screenshot QGIS with it on top."""
+    dock = plugins["cloud_removal"].dock
+    REPORT["run_message"] = dock.message.text()
+    results = [x for x in QgsProject.instance().mapLayers().values() if "cloud-free" in x.name()]
+    if results and isinstance(results[0], QgsRasterLayer):
+        layer = results[0]
+        renderer = layer.renderer()
+        REPORT["result"] = {
+            "name": layer.name(),
+            "source": layer.source(),
+            "renderer": renderer.type(),
+            "bands": [renderer.redBand(), renderer.greenBand(), renderer.blueBand()]
+            if renderer.type() == "multibandcolor"
+            else [],
+        }
+        iface.setActiveLayer(layer)
+        iface.mapCanvas().setExtent(layer.extent())
+        iface.mapCanvas().refresh()
+    wait_for(lambda: not iface.mapCanvas().isDrawing(), lambda: later(shoot_result, 500), 30, "the map")
+
+
+def shoot_result() -> None:
+    """Screenshot the main window (map, layers panel, Cloud removal panel)."""
+    shoot(iface.mainWindow(), "result.png")
+    finish()
+
+
+QTimer.singleShot(1500, guarded(start))
+QTimer.singleShot(int(JOB.get("overall_timeout", 240) * 1000), lambda: (REPORT["errors"].append("overall timeout"), finish()))
