@@ -64,8 +64,10 @@ def find_base_python() -> Path | None:
 
 
 def select_requirements(text: str, gpu: bool) -> str:
-    """Return the requirements to install: the pinned file, with ``onnxruntime-gpu`` instead of ``onnxruntime``
-    when there is an NVIDIA GPU (same version). PyTorch stays pinned: PyPI's Linux wheel already runs on CUDA.
+    """Return the requirements to install: the pinned file, GPU builds where they are separate packages.
+
+    With an NVIDIA GPU, ``onnxruntime-gpu`` replaces ``onnxruntime`` (same version). PyTorch stays pinned: PyPI's
+    Linux wheel already runs on CUDA (on Windows, set a CUDA index in ``cloud_removal/torch_index_url``).
     """
     lines = []
     for line in text.splitlines():
@@ -107,15 +109,16 @@ def build_steps(
         torch_index: a pip index for torch alone (e.g. :data:`CPU_TORCH_INDEX`), or empty for PyPI.
     """
     python = str(venv_python(venv))
-    pip = (python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off")
+    pip = ("-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off")
     steps = [Step("Create the environment", str(base_python), ("-m", "venv", str(venv)), 3, "venv")]
     torch = pinned(requirements_text, "torch")
     if torch_index and torch:
-        steps.append(Step(f"Install {torch} from {torch_index}", pip[0], (*pip[1:], torch, "--index-url", torch_index), 30, "pip"))
-    steps += [
-        Step("Install the backend's packages", pip[0], (*pip[1:], "--prefer-binary", "-r", str(requirements)), 80, "pip"),
-        Step("Install the packages without dependencies", pip[0], (*pip[1:], "--no-deps", "-r", str(REQUIREMENTS_NODEPS)), 5, "pip"),
-    ]  # fmt: skip
+        only_torch = (*pip, torch, "--index-url", torch_index)
+        steps.append(Step(f"Install {torch} from {torch_index}", python, only_torch, 30, "pip"))
+    packages = (*pip, "--prefer-binary", "-r", str(requirements))
+    steps.append(Step("Install the backend's packages", python, packages, 80, "pip"))
+    nodeps = (*pip, "--no-deps", "-r", str(REQUIREMENTS_NODEPS))
+    steps.append(Step("Install the packages without dependencies", python, nodeps, 5, "pip"))
     program, arguments = backend_command(Path(python), ["models", "--json"])
     steps.append(Step("Check the backend", program, tuple(arguments), 5, "check"))
     return steps
@@ -250,7 +253,12 @@ class SetupTask(QgsTask):
     line = pyqtSignal(str)
 
     def __init__(
-        self, steps: list[Step], folder: Path, gpu: bool = False, proxy: str = "", prepare: Callable[[], None] | None = None
+        self,
+        steps: list[Step],
+        folder: Path,
+        gpu: bool = False,
+        proxy: str = "",
+        prepare: Callable[[], None] | None = None,
     ) -> None:
         """Run ``steps`` (creating ``folder``); ``prepare`` runs first in the task (e.g. writes the requirements)."""
         super().__init__("Setting up the cloud-removal backend", QgsTask.Flag.CanCancel)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from qgis.core import QgsMapLayer, QgsProject, QgsRasterLayer, QgsSettings
 from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget, QgsFileWidget
-from qgis.PyQt.QtCore import QProcess
+from qgis.PyQt.QtCore import QProcess, Qt
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -193,8 +193,13 @@ class CloudRemovalDock(QgsDockWidget):
         self.message.setWordWrap(True)
         layout.addWidget(self.message)
         layout.addStretch(1)
+        for combo in (self.method, self.model, self.device, self.runtime):
+            # long model or file names must not widen the panel: they are elided, the full text is the tooltip
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(body)
         self.setWidget(scroll)
 
@@ -264,6 +269,7 @@ class CloudRemovalDock(QgsDockWidget):
             if is_file:
                 self._remember(wanted, Path(wanted))
         self.model.setCurrentIndex(max(0, self.model.findData(wanted)))
+        self.model.setToolTip(str(self.model.currentData() or ""))
         self._loading = False
         self._model_changed()
 
@@ -275,6 +281,7 @@ class CloudRemovalDock(QgsDockWidget):
 
     def _model_changed(self) -> None:
         key = str(self.model.currentData() or "")
+        self.model.setToolTip(key)
         entry = self.cards.get(key)
         if entry is None:
             info = next((m for m in self.state.models if m.get("name") == key), None)
@@ -315,7 +322,7 @@ class CloudRemovalDock(QgsDockWidget):
             self._fill_models()
 
     # --- backend and device ------------------------------------------------------------------------------
-    def refresh_backend(self, use_cache: bool = True) -> None:  # noqa: FBT001, FBT002
+    def refresh_backend(self, use_cache: bool = True) -> None:
         """Check the backend (from the cache when nothing changed) and update the status line and models."""
         self._show_state(BackendState("checking", str(settings.backend_python())))
         state = self.check.start(settings.backend_python(), use_cache)
@@ -420,7 +427,7 @@ class CloudRemovalDock(QgsDockWidget):
         if level != "error":
             self._say(text, level)
 
-    def _run_done(self, ok: bool, text: str, layer: QgsMapLayer | None) -> None:  # noqa: FBT001
+    def _run_done(self, ok: bool, text: str, layer: QgsMapLayer | None) -> None:
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.progress.setVisible(False)

@@ -209,4 +209,3 @@ class BackendCheck(QObject):
             self._process.deleteLater()
             self._process = None
             self.done.emit(interpret_check(self._python, -1, "", ""))
-

@@ -38,7 +38,7 @@ class CloudRemovalPlugin:
         self.dock: CloudRemovalDock | None = None
         self.setup_dialog: SetupDialog | None = None
 
-    def initProcessing(self) -> None:  # noqa: N802 (QGIS's name)
+    def initProcessing(self) -> None:
         """Register the provider; qgis_process calls only this, so no GUI code belongs here."""
         registry = QgsApplication.processingRegistry()
         stale = registry.providerById(CloudRemovalProvider.ID)
@@ -48,7 +48,7 @@ class CloudRemovalPlugin:
         self.provider = CloudRemovalProvider()
         registry.addProvider(self.provider)
 
-    def initGui(self) -> None:  # noqa: N802 (QGIS's name)
+    def initGui(self) -> None:
         """Set up the plugin inside the QGIS desktop: the provider, the panel's action, the set-up offer."""
         self.initProcessing()
         if self.iface is None:
@@ -66,7 +66,7 @@ class CloudRemovalPlugin:
         self.iface.addToolBarIcon(self.action)
         self.offer_setup()
 
-    def show_dock(self, visible: bool = True) -> None:  # noqa: FBT001, FBT002
+    def show_dock(self, visible: bool = True) -> None:
         """Show (creating it on first use) or hide the panel."""
         if self.iface is None:
             return
@@ -80,7 +80,7 @@ class CloudRemovalPlugin:
             self.dock.visibilityChanged.connect(self._dock_visibility)
         self.dock.setUserVisible(visible)
 
-    def _dock_visibility(self, visible: bool) -> None:  # noqa: FBT001
+    def _dock_visibility(self, visible: bool) -> None:
         if self.action is not None and self.action.isChecked() != visible:
             self.action.setChecked(visible)
 
@@ -111,9 +111,6 @@ class CloudRemovalPlugin:
         stored.setValue(settings.SETTINGS_SETUP_OFFERED, True)
         text = "needs its own Python environment (PyTorch) before it can remove clouds."
         bar: Any = self.iface.messageBar()
-        if not hasattr(bar, "pushWidget"):  # a test double of the interface
-            bar.pushMessage("Cloud Removal", text, MESSAGE_INFO)
-            return
         message = QgsMessageBar.createMessage("Cloud Removal", text)
         button = QPushButton("Set up…")
         button.clicked.connect(self.open_setup)

@@ -56,7 +56,7 @@ def overlaps(first: QgsRasterLayer, second: QgsRasterLayer) -> bool:
         try:
             transform = QgsCoordinateTransform(second.crs(), first.crs(), QgsProject.instance())
             extent = transform.transformBoundingBox(extent)
-        except Exception:  # noqa: BLE001 (QgsCsException: no overlap we can compute)
+        except Exception:
             return False
     return first.extent().intersects(extent)
 

@@ -33,17 +33,17 @@ class RelayFeedback(QgsProcessingFeedback):
         super().__init__()
         self.errors: list[str] = []
 
-    def pushInfo(self, info: str) -> None:  # noqa: N802 (QGIS's name)
+    def pushInfo(self, info: str) -> None:
         """Relay an information line."""
         super().pushInfo(info)
         self.message.emit("info", info)
 
-    def pushWarning(self, warning: str) -> None:  # noqa: N802 (QGIS's name)
+    def pushWarning(self, warning: str) -> None:
         """Relay a warning."""
         super().pushWarning(warning)
         self.message.emit("warning", warning)
 
-    def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802, N803, FBT001, FBT002
+    def reportError(self, error: str, fatalError: bool = False) -> None:
         """Keep and relay an error (the task reports the algorithm's exception here)."""
         super().reportError(error, fatalError)
         self.errors.append(error)
@@ -105,7 +105,7 @@ class DockRun(QObject):
         if self._running is not None:
             self._running[0].cancel()
 
-    def _executed(self, successful: bool, results: dict[str, Any]) -> None:  # noqa: FBT001
+    def _executed(self, successful: bool, results: dict[str, Any]) -> None:
         if self._running is None:
             return
         _, _, feedback, _ = self._running
@@ -120,7 +120,9 @@ class DockRun(QObject):
             self.done.emit(False, f"The result {results.get('OUTPUT')} could not be opened.", None)
             return
         style_true_colour(layer)
-        QgsProject.instance().addMapLayer(layer)
+        project = QgsProject.instance()
+        project.addMapLayer(layer, False)
+        project.layerTreeRoot().insertLayer(0, layer)  # on top: the result is what the user wants to see
         text = f"Done in {seconds:.0f} s: “{layer.name()}” was added to the project."
         fraction = results.get("CLOUD_FRACTION")
         if isinstance(fraction, (int, float)):

@@ -155,7 +155,7 @@ class SetupDialog(QDialog):
         self._busy(False)
         self._say(error or "The set-up stopped.", "red")
 
-    def _busy(self, busy: bool) -> None:  # noqa: FBT001
+    def _busy(self, busy: bool) -> None:
         self.create_button.setEnabled(not busy and self.base_python is not None)
         self.existing_button.setEnabled(not busy)
         self.close_button.setText("Cancel" if busy else "Close")

@@ -87,7 +87,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         """Return the toolbox group."""
         return "Remove clouds"
 
-    def groupId(self) -> str:  # noqa: N802 (QGIS's name)
+    def groupId(self) -> str:
         """Return the toolbox group's id."""
         return "removeclouds"
 
@@ -95,11 +95,11 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         """Return the algorithm's icon."""
         return QIcon(self.svgIconPath())
 
-    def svgIconPath(self) -> str:  # noqa: N802 (QGIS's name)
+    def svgIconPath(self) -> str:
         """Return the algorithm's icon file (the modeler draws it)."""
         return str(ICONS / self.ICON)
 
-    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802 (QGIS's name)
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         """Declare the inputs, the method's settings and the outputs; defaults come from the dock's choices."""
         choices = settings.load_choices()
         if self.MAX_DATES > 1:
@@ -160,9 +160,14 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         )
         self._add_advanced(
             QgsProcessingParameterNumber(
-                self.CLOUD_THRESHOLD, "Cloud threshold (s2cloudless probability)", DOUBLE,
-                choices.cloud_threshold, False, 0.01, 0.99,
-            )  # fmt: skip
+                self.CLOUD_THRESHOLD,
+                "Cloud threshold (s2cloudless probability)",
+                DOUBLE,
+                choices.cloud_threshold,
+                False,
+                0.01,
+                0.99,
+            )
         )
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.OUTPUT_DESCRIPTION))
         for key, description in ((self.CLOUD_MASK, "Cloud mask"), (self.CHANGE, "Change (where the model worked)")):
@@ -173,9 +178,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         parameter.setFlags(parameter.flags() | FLAG_ADVANCED)
         self.addParameter(parameter)
 
-    def checkParameterValues(  # noqa: N802 (QGIS's name)
-        self, parameters: dict[str, Any], context: QgsProcessingContext
-    ) -> tuple[bool, str]:
+    def checkParameterValues(self, parameters: dict[str, Any], context: QgsProcessingContext) -> tuple[bool, str]:
         """Refuse to start when the backend is missing or there are too many dates, saying what to do."""
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
@@ -187,7 +190,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         problem = backend_problem(settings.backend_python())
         return (False, problem) if problem else (True, "")
 
-    def processAlgorithm(  # noqa: N802 (QGIS's name)
+    def processAlgorithm(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
         """Run the method on the backend and return the written GeoTIFF (and extras, and the cloud fraction)."""

@@ -58,7 +58,7 @@ class CloudMaskAlgorithm(QgsProcessingAlgorithm):
         """Return the algorithm id within the provider (``cloudremoval:cloudmask``)."""
         return "cloudmask"
 
-    def displayName(self) -> str:  # noqa: N802 (QGIS's name)
+    def displayName(self) -> str:
         """Return the name shown in the toolbox."""
         return "Cloud mask (s2cloudless, Sentinel-2 L1C)"
 
@@ -66,11 +66,11 @@ class CloudMaskAlgorithm(QgsProcessingAlgorithm):
         """Return the toolbox group."""
         return "Cloud masks"
 
-    def groupId(self) -> str:  # noqa: N802 (QGIS's name)
+    def groupId(self) -> str:
         """Return the toolbox group's id."""
         return "cloudmasks"
 
-    def shortHelpString(self) -> str:  # noqa: N802 (QGIS's name)
+    def shortHelpString(self) -> str:
         """Return the help shown beside the parameters."""
         return HELP
 
@@ -82,15 +82,15 @@ class CloudMaskAlgorithm(QgsProcessingAlgorithm):
         """Return the algorithm's icon."""
         return QIcon(self.svgIconPath())
 
-    def svgIconPath(self) -> str:  # noqa: N802 (QGIS's name)
+    def svgIconPath(self) -> str:
         """Return the algorithm's icon file."""
         return str(ICONS / "cloudmask.svg")
 
-    def createInstance(self) -> CloudMaskAlgorithm:  # noqa: N802 (QGIS's name)
+    def createInstance(self) -> CloudMaskAlgorithm:
         """Return a new instance."""
         return CloudMaskAlgorithm()
 
-    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802 (QGIS's name)
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         """Declare the input, the thresholds and the two rasters."""
         choices = settings.load_choices()
         self.addParameter(QgsProcessingParameterRasterLayer(self.OPTICAL, "Sentinel-2 Level-1C image (13 bands)"))
@@ -99,9 +99,7 @@ class CloudMaskAlgorithm(QgsProcessingAlgorithm):
                 self.THRESHOLD, "Cloud probability threshold", DOUBLE, choices.cloud_threshold, False, 0.01, 0.99
             )
         )
-        self.addParameter(
-            QgsProcessingParameterNumber(self.DILATION, "Dilation (pixels)", INTEGER, 2, False, 0, 100)
-        )
+        self.addParameter(QgsProcessingParameterNumber(self.DILATION, "Dilation (pixels)", INTEGER, 2, False, 0, 100))
         average = QgsProcessingParameterNumber(
             self.AVERAGE_OVER, "Smoothing radius of the probability (pixels)", INTEGER, 4, False, 0, 100
         )
@@ -111,9 +109,7 @@ class CloudMaskAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.MASK, "Cloud mask"))
         self.addOutput(QgsProcessingOutputNumber(self.CLOUD_FRACTION, "Cloud fraction (0-1)"))
 
-    def checkParameterValues(  # noqa: N802 (QGIS's name)
-        self, parameters: dict[str, Any], context: QgsProcessingContext
-    ) -> tuple[bool, str]:
+    def checkParameterValues(self, parameters: dict[str, Any], context: QgsProcessingContext) -> tuple[bool, str]:
         """Refuse to start when the backend is missing, saying how to set it up."""
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
@@ -121,7 +117,7 @@ class CloudMaskAlgorithm(QgsProcessingAlgorithm):
         problem = backend_problem(settings.backend_python())
         return (False, problem) if problem else (True, "")
 
-    def processAlgorithm(  # noqa: N802 (QGIS's name)
+    def processAlgorithm(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
         """Run s2cloudless on the backend and return the rasters and the cloud fraction."""

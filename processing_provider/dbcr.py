@@ -19,8 +19,9 @@ HELP = build_help(
     ],
     settings=[
         NFE_TRADE_OFF.replace(
-            "</li>", " For DB-CR, 1 step already gives a usable image (the bridge starts from the cloudy image, not "
-            "from noise); 3 to 10 add detail.</li>"
+            "</li>",
+            " For DB-CR, 1 step already gives a usable image (the bridge starts from the cloudy image, not "
+            "from noise); 3 to 10 add detail.</li>",
         ),
         MODEL,
         KEEP_CLEAR,
@@ -45,11 +46,11 @@ class DbcrAlgorithm(CloudRemovalAlgorithm):
         """Return the algorithm id within the provider (``cloudremoval:dbcr``)."""
         return "dbcr"
 
-    def displayName(self) -> str:  # noqa: N802 (QGIS's name)
+    def displayName(self) -> str:
         """Return the name shown in the toolbox."""
         return "DB-CR (Sentinel-1 + Sentinel-2)"
 
-    def shortHelpString(self) -> str:  # noqa: N802 (QGIS's name)
+    def shortHelpString(self) -> str:
         """Return the help shown beside the parameters."""
         return HELP
 
@@ -57,6 +58,6 @@ class DbcrAlgorithm(CloudRemovalAlgorithm):
         """Return search words for the toolbox."""
         return ["cloud", "removal", "sentinel-2", "sentinel-1", "sar", "diffusion", "bridge", "dbcr", "db-cr"]
 
-    def createInstance(self) -> DbcrAlgorithm:  # noqa: N802 (QGIS's name)
+    def createInstance(self) -> DbcrAlgorithm:
         """Return a new instance (Processing runs each execution on its own copy)."""
         return DbcrAlgorithm()

@@ -41,11 +41,11 @@ class DeAlgorithm(CloudRemovalAlgorithm):
         """Return the algorithm id within the provider (``cloudremoval:de``)."""
         return "de"
 
-    def displayName(self) -> str:  # noqa: N802 (QGIS's name)
+    def displayName(self) -> str:
         """Return the name shown in the toolbox."""
         return "DE (high-resolution RGB / RGB+NIR)"
 
-    def shortHelpString(self) -> str:  # noqa: N802 (QGIS's name)
+    def shortHelpString(self) -> str:
         """Return the help shown beside the parameters."""
         return HELP
 
@@ -53,6 +53,6 @@ class DeAlgorithm(CloudRemovalAlgorithm):
         """Return search words for the toolbox."""
         return ["cloud", "removal", "rgb", "aerial", "high resolution", "diffusion", "de", "enhancement"]
 
-    def createInstance(self) -> DeAlgorithm:  # noqa: N802 (QGIS's name)
+    def createInstance(self) -> DeAlgorithm:
         """Return a new instance (Processing runs each execution on its own copy)."""
         return DeAlgorithm()

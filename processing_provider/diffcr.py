@@ -40,11 +40,11 @@ class DiffcrAlgorithm(CloudRemovalAlgorithm):
         """Return the algorithm id within the provider (``cloudremoval:diffcr``)."""
         return "diffcr"
 
-    def displayName(self) -> str:  # noqa: N802 (QGIS's name)
+    def displayName(self) -> str:
         """Return the name shown in the toolbox."""
         return "DiffCR (Sentinel-2, multi-date)"
 
-    def shortHelpString(self) -> str:  # noqa: N802 (QGIS's name)
+    def shortHelpString(self) -> str:
         """Return the help shown beside the parameters."""
         return HELP
 
@@ -52,6 +52,6 @@ class DiffcrAlgorithm(CloudRemovalAlgorithm):
         """Return search words for the toolbox."""
         return ["cloud", "removal", "sentinel-2", "multi-temporal", "time series", "diffusion", "diffcr"]
 
-    def createInstance(self) -> DiffcrAlgorithm:  # noqa: N802 (QGIS's name)
+    def createInstance(self) -> DiffcrAlgorithm:
         """Return a new instance (Processing runs each execution on its own copy)."""
         return DiffcrAlgorithm()

@@ -44,7 +44,7 @@ class CloudRemovalProvider(QgsProcessingProvider):
         """The backend writes GeoTIFF only."""
         return ["tif"]
 
-    def loadAlgorithms(self) -> None:  # noqa: N802 (QGIS's name)
+    def loadAlgorithms(self) -> None:
         """Add one instance of each algorithm.
 
         The algorithms import nothing heavy and load even when the backend is missing: they say so, with the fix,

@@ -93,7 +93,9 @@ def style_cloud_mask(layer: QgsRasterLayer) -> bool:
     return True
 
 
-def style_ramp(layer: QgsRasterLayer, ramp_name: str = "Magma", low: float | None = None, high: float | None = None) -> bool:
+def style_ramp(
+    layer: QgsRasterLayer, ramp_name: str = "Magma", low: float | None = None, high: float | None = None
+) -> bool:
     """Show one band through a colour ramp, over ``low``-``high`` or its 2-98 % cumulative cut."""
     provider = layer.dataProvider()
     if provider is None:
@@ -139,7 +141,7 @@ class LayerStyler(QgsProcessingLayerPostProcessorInterface):
         self.name = name
         self.replaces = replaces
 
-    def postProcessLayer(  # noqa: N802 (QGIS's name)
+    def postProcessLayer(
         self, layer: QgsRasterLayer, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> None:
         """Apply the style to the loaded layer."""
@@ -151,9 +153,7 @@ class LayerStyler(QgsProcessingLayerPostProcessorInterface):
             feedback.pushInfo(f"{layer.name()}: kept QGIS's default style ({layer.bandCount()} bands).")
 
 
-def style_on_load(
-    context: QgsProcessingContext, output: str, style: str, name: str = "", replaces: str = ""
-) -> None:
+def style_on_load(context: QgsProcessingContext, output: str, style: str, name: str = "", replaces: str = "") -> None:
     """Have ``output`` styled with ``style`` (and renamed, see :class:`LayerStyler`) if Processing loads it."""
     if not output or not context.willLoadLayerOnCompletion(output):
         return

@@ -28,7 +28,7 @@ def fake_model(monkeypatch, kit):
     """Replace model loading by a stand-in restorer (identity unless a test sets another)."""
     state = {"restore": kit.identity, "card": kit.make_card()}
 
-    def load(job, device):
+    def load(job, device, adapt=None):
         return state["restore"], state["card"]
 
     monkeypatch.setattr(runner, "load_restorer", load)
@@ -194,7 +194,7 @@ def test_broken_environment_is_an_event(monkeypatch, capsys):
 
 
 def test_unreadable_input_fails_before_the_model_loads(rasters, tmp_path, monkeypatch, capsys):
-    def must_not_load(job, device):
+    def must_not_load(job, device, adapt=None):
         raise AssertionError("the model was loaded before the inputs were checked")
 
     monkeypatch.setattr(runner, "load_restorer", must_not_load)

@@ -1,8 +1,9 @@
 """Drives the real QGIS desktop as a user would; run inside ``qgis.bin --code gui_driver.py`` (see test_gui.py).
 
 Reads its job from the JSON file named by ``CLOUD_REMOVAL_GUI_JOB``: the layers to load, where to save screenshots
-and the report, whether to run DB-CR from the panel and with which tile size. Steps are chained with timers so the
-QGIS event loop keeps running (tasks, repaints); whatever happens, a report is written and QGIS exits.
+and the report, whether to run DB-CR from the panel, with which tile size and (optionally) which model file.
+Steps are chained with timers so the QGIS event loop keeps running (tasks, repaints); whatever happens, a report
+is written and QGIS exits.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def guarded(step: Any) -> Any:
     def run() -> None:
         try:
             step()
-        except Exception:  # noqa: BLE001
+        except Exception:
             REPORT["errors"].append(traceback.format_exc())
             finish()
 
@@ -79,7 +80,11 @@ def start() -> None:
     REPORT["plugin_loaded"] = plugin is not None
     if plugin is None:
         finish()
+    from cloud_removal.plugin import settings
     from cloud_removal.processing_provider.styling import style_true_colour
+
+    if JOB.get("model"):  # a weights file instead of the shipped model (to try other weights by hand)
+        settings.set_method_model("dbcr", JOB["model"])
 
     window = iface.mainWindow()
     window.resize(QSize(1500, 950))
@@ -166,4 +171,12 @@ def shoot_result() -> None:
 
 
 QTimer.singleShot(1500, guarded(start))
-QTimer.singleShot(int(JOB.get("overall_timeout", 240) * 1000), lambda: (REPORT["errors"].append("overall timeout"), finish()))
+
+
+def give_up() -> None:
+    """Whatever hangs, QGIS leaves with a report."""
+    REPORT["errors"].append("overall timeout")
+    finish()
+
+
+QTimer.singleShot(int(JOB.get("overall_timeout", 240) * 1000), give_up)

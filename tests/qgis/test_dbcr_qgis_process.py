@@ -141,3 +141,39 @@ def test_bad_inputs_end_in_a_sentence_and_no_file(
     assert expected in result.text.lower()
     assert "Traceback" not in result.text
     assert not output.exists() and not Path(f"{output}.partial").exists()
+
+
+CHAIN_MODEL = DATA / "clip_dbcr_ndvi.model3"
+
+
+def run_chain(qgis_process: Any, tmp_path: Path, env: dict[str, str] | None = None) -> tuple[Any, Path, Path]:
+    cloud_free, ndvi = tmp_path / "cloud-free.tif", tmp_path / "ndvi.tif"
+    result = qgis_process(
+        "run", str(CHAIN_MODEL), "--", f"optical={SAMPLE_S2}", f"sar={SAMPLE_S1}", f"extent={CLIP_ARGUMENT}",
+        f"dbcr:cloud_free={cloud_free}", f"ndvi:ndvi={ndvi}", env=env,
+    )  # fmt: skip
+    return result, cloud_free, ndvi
+
+
+def check_ndvi(ndvi: Path) -> None:
+    grid = raster_grid(ndvi)
+    assert (grid["size"], grid["bands"], grid["dtype"]) == ((200, 160), 1, "Float32")
+    dataset = gdal.Open(str(ndvi))  # held: a band outliving its dataset crashes GDAL
+    low, high = dataset.GetRasterBand(1).ComputeRasterMinMax(False)
+    assert -1.0 <= low <= high <= 1.0
+
+
+def test_model_chain_clip_dbcr_raster_calculator(qgis_process: Any, tmp_path: Path) -> None:
+    env = {"CLOUD_REMOVAL_PYTHON": str(FAKE_BACKEND), "FAKE_BACKEND_SCENARIO": "copy"}  # DB-CR output = its input
+    result, cloud_free, ndvi = run_chain(qgis_process, tmp_path, env)
+    assert result.returncode == 0, result.text
+    assert raster_grid(cloud_free)["size"] == (200, 160)
+    check_ndvi(ndvi)
+
+
+@needs_model
+def test_model_chain_with_the_real_backend(qgis_process: Any, tmp_path: Path) -> None:
+    result, cloud_free, ndvi = run_chain(qgis_process, tmp_path)
+    assert result.returncode == 0, result.text
+    assert raster_grid(cloud_free)["bands"] == 13
+    check_ndvi(ndvi)
