@@ -1,1 +1,1 @@
-"""The plugin inside QGIS: registration with QGIS and user settings (the backend location)."""
+"""The plugin inside QGIS: registration, the "Cloud removal" panel, settings, and the backend set-up."""

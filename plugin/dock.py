@@ -6,7 +6,9 @@ panel is also where the toolbox dialog, batch mode and the modeler get their sta
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from qgis.core import QgsMapLayer, QgsProject, QgsRasterLayer, QgsSettings
 from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget, QgsFileWidget
@@ -15,7 +17,6 @@ from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -33,8 +34,8 @@ from ..processing_provider.de import DeAlgorithm
 from ..processing_provider.diffcr import DiffcrAlgorithm
 from . import settings
 from .environment import BackendCheck, BackendState, Gpu, describe_device, parse_nvidia_smi
-from .model_cards import CardError, card_html, import_model, imported_models, read_card
-from .project_layers import PickError, pick_inputs
+from .model_picker import ModelPicker
+from .project_layers import Inputs, PickError, pick_inputs
 from .run_task import DockRun, unique_path
 
 METHODS = {algorithm.BACKEND_ALGORITHM: algorithm for algorithm in (DbcrAlgorithm, DiffcrAlgorithm, DeAlgorithm)}
@@ -51,14 +52,13 @@ COLOURS = {"found": "#1e7b34", "missing": "#b03a2e", "broken": "#b03a2e", "check
 class CloudRemovalDock(QgsDockWidget):
     """The panel; the plugin hands it the function that opens the set-up dialog."""
 
-    def __init__(self, iface: object, open_setup: object, parent: QWidget | None = None) -> None:
+    def __init__(self, iface: Any, open_setup: Callable[[], None], parent: QWidget | None = None) -> None:
         """Build the panel; ``open_setup()`` opens the set-up dialog."""
         super().__init__("Cloud removal", parent)
         self.setObjectName("CloudRemovalDock")
         self.iface, self.open_setup = iface, open_setup
         self.state = BackendState("checking", str(settings.backend_python()))
         self.gpus: list[Gpu] = []
-        self.cards: dict[str, dict] = {}
         self.check = BackendCheck(self)
         self.check.done.connect(self._backend_checked)
         self.run = DockRun(self)
@@ -101,24 +101,10 @@ class CloudRemovalDock(QgsDockWidget):
         self.inputs = QLabel()
         self.inputs.setWordWrap(True)
         form.addRow("Inputs", self.inputs)
-        model_row = QHBoxLayout()
-        self.model = QComboBox()
-        self.model.currentIndexChanged.connect(self._model_changed)
-        import_button, file_button = QToolButton(), QToolButton()
-        import_button.setText("Import…")
-        import_button.setToolTip("Copy a .safetensors model into your QGIS profile and list it here")
-        import_button.clicked.connect(self._import_model)
-        file_button.setText("File…")
-        file_button.setToolTip("Use a .safetensors model where it is")
-        file_button.clicked.connect(self._pick_model_file)
-        model_row.addWidget(self.model, 1)
-        model_row.addWidget(import_button)
-        model_row.addWidget(file_button)
-        form.addRow("Model", model_row)
-        self.card = QLabel()
-        self.card.setWordWrap(True)
-        self.card.setStyleSheet("QLabel { background: palette(base); padding: 4px; }")
-        form.addRow(self.card)
+        self.picker = ModelPicker()
+        self.picker.changed.connect(self._model_changed)
+        self.picker.failed.connect(lambda text: self._say(text, "error"))
+        form.addRow("Model", self.picker)
         self.nfe = QSpinBox()
         self.nfe.setRange(0, DbcrAlgorithm.MAX_NFE)
         self.nfe.valueChanged.connect(self._save)
@@ -136,7 +122,7 @@ class CloudRemovalDock(QgsDockWidget):
         form.addRow(self.detected)
         layout.addLayout(form)
 
-        advanced = QgsCollapsibleGroupBox("Advanced")
+        self.advanced = advanced = QgsCollapsibleGroupBox("Advanced")
         advanced_form = QFormLayout(advanced)
         self.tile = QSpinBox()
         self.tile.setRange(0, 4096)
@@ -193,8 +179,7 @@ class CloudRemovalDock(QgsDockWidget):
         self.message.setWordWrap(True)
         layout.addWidget(self.message)
         layout.addStretch(1)
-        for combo in (self.method, self.model, self.device, self.runtime):
-            # long model or file names must not widen the panel: they are elided, the full text is the tooltip
+        for combo in (self.method, self.device, self.runtime):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(10)
         scroll = QScrollArea()
@@ -237,8 +222,8 @@ class CloudRemovalDock(QgsDockWidget):
         method = self.method_key()
         settings.set_chosen_method(method)
         settings.set_method_nfe(method, self.nfe.value() or None)
-        if self.model.currentData():
-            settings.set_method_model(method, str(self.model.currentData()))
+        if self.picker.current():
+            settings.set_method_model(method, self.picker.current())
 
     def _method_changed(self) -> None:
         method = METHODS[self.method_key()]
@@ -251,75 +236,14 @@ class CloudRemovalDock(QgsDockWidget):
 
     def _fill_models(self) -> None:
         method = METHODS[self.method_key()]
-        algorithm = method.BACKEND_ALGORITHM
-        wanted = settings.method_model(algorithm, method.DEFAULT_MODEL)
-        self._loading = True
-        self.model.clear()
-        self.cards.clear()
-        for info in self.state.models:
-            if info.get("algorithm") == algorithm and info.get("kind") != "config" and info.get("path"):
-                self.model.addItem(f"{info['name']} (shipped)", info["name"])
-                self._remember(info["name"], Path(info["path"]), info)
-        for name, path in imported_models(settings.imported_models_dir(), algorithm).items():
-            self.model.addItem(f"{name} (imported)", str(path))
-            self._remember(str(path), path)
-        if self.model.findData(wanted) < 0:
-            is_file = wanted.endswith(".safetensors") or "/" in wanted
-            self.model.addItem(f"{Path(wanted).name} (file)" if is_file else f"{wanted} (not installed)", wanted)
-            if is_file:
-                self._remember(wanted, Path(wanted))
-        self.model.setCurrentIndex(max(0, self.model.findData(wanted)))
-        self.model.setToolTip(str(self.model.currentData() or ""))
-        self._loading = False
-        self._model_changed()
+        wanted = settings.method_model(method.BACKEND_ALGORITHM, method.DEFAULT_MODEL)
+        self.picker.fill(method.BACKEND_ALGORITHM, wanted, self.state.models, self.state.kind == "found")
 
-    def _remember(self, key: str, path: Path, info: dict | None = None) -> None:
-        try:
-            self.cards[key] = {"card": read_card(path), "info": info or {}}
-        except CardError as error:
-            self.cards[key] = {"error": str(error), "info": info or {}}
-
-    def _model_changed(self) -> None:
-        key = str(self.model.currentData() or "")
-        self.model.setToolTip(key)
-        entry = self.cards.get(key)
-        if entry is None:
-            info = next((m for m in self.state.models if m.get("name") == key), None)
-            if info is not None:
-                self.card.setText(card_html(None, info))
-            elif self.state.kind == "found":
-                self.card.setText(f"<i>No model named “{key}” is installed: import one, or pick a file.</i>")
-            else:
-                self.card.setText(f"<i>“{key}”: set up the backend to see the installed models and their cards.</i>")
-            default = None
-        elif "error" in entry:
-            self.card.setText(f"<i>{entry['error']}</i>")
-            default = None
-        else:
-            self.card.setText(card_html(entry["card"], entry["info"]))
-            default = entry["card"].get("default_nfe")
+    def _model_changed(self, _model: str = "") -> None:
+        default = self.picker.current_card().get("default_nfe")
         self.nfe.setSpecialValueText(f"the model's ({default})" if default else "the model's own")
         self._save()
         self.refresh_inputs()
-
-    def _import_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import a model", str(Path.home()), "Models (*.safetensors)")
-        if not path:
-            return
-        try:
-            target = import_model(Path(path), settings.imported_models_dir())
-        except CardError as error:
-            self._say(str(error), "error")
-            return
-        settings.set_method_model(self.method_key(), str(target))
-        self._fill_models()
-        self._say(f"Imported {target.name}.", "info")
-
-    def _pick_model_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Use a model file", str(Path.home()), "Models (*.safetensors)")
-        if path:
-            settings.set_method_model(self.method_key(), path)
-            self._fill_models()
 
     # --- backend and device ------------------------------------------------------------------------------
     def refresh_backend(self, use_cache: bool = True) -> None:
@@ -360,16 +284,16 @@ class CloudRemovalDock(QgsDockWidget):
         except PickError as error:
             self.inputs.setText(f"<span style='color:#b03a2e'>{error}</span>")
 
-    def _pick(self):  # noqa: ANN202 (Inputs)
+    def _pick(self) -> Inputs:
         layers = [x for x in QgsProject.instance().mapLayers().values() if isinstance(x, QgsRasterLayer)]
         active = self.iface.activeLayer() if self.iface is not None else None
         active = active if isinstance(active, QgsRasterLayer) else None
-        card = self.cards.get(str(self.model.currentData() or ""), {}).get("card") or {}
+        card = self.picker.current_card()
         dates = int((card.get("config") or {}).get("dates", 1)) if self.method_key() == "diffcr" else 1
         wants_sar = bool(card["sar_bands"]) if "sar_bands" in card else None
         return pick_inputs(self.method_key(), layers, active, dates, wants_sar)
 
-    def parameters(self) -> dict:
+    def parameters(self) -> dict[str, Any]:
         """Return the Processing parameters of a run on the current layers (raises PickError)."""
         inputs = self._pick()
         method = METHODS[self.method_key()]
@@ -380,7 +304,7 @@ class CloudRemovalDock(QgsDockWidget):
         parameters = {
             "OPTICAL": optical,
             "NFE": self.nfe.value() or None,
-            "MODEL": str(self.model.currentData() or method.DEFAULT_MODEL),
+            "MODEL": self.picker.current() or method.DEFAULT_MODEL,
             "DEVICE": self.device.currentIndex(),
             "RUNTIME": self.runtime.currentIndex(),
             "TILE_SIZE": self.tile.value(),

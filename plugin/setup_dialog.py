@@ -22,7 +22,6 @@ from qgis.PyQt.QtWidgets import (
 
 from . import settings
 from .backend_setup import (
-    NEEDED_GB,
     REQUIREMENTS,
     SetupTask,
     build_steps,
@@ -31,6 +30,7 @@ from .backend_setup import (
     select_requirements,
 )
 from .environment import BackendCheck, BackendState, Gpu, describe_device, detect_gpus
+from .pip_errors import NEEDED_GB
 
 
 class SetupDialog(QDialog):
@@ -78,11 +78,13 @@ class SetupDialog(QDialog):
         layout.addLayout(buttons)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
+        self.progress.setVisible(False)
         layout.addWidget(self.progress)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.log.setMinimumHeight(220)
+        self.log.setPlaceholderText("What pip does will show here, line by line.")
         layout.addWidget(self.log)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -117,6 +119,7 @@ class SetupDialog(QDialog):
         self.task.taskCompleted.connect(self._completed)
         self.task.taskTerminated.connect(self._terminated)
         self._busy(True)
+        self.progress.setVisible(True)
         self._say("Setting up… this takes a few minutes; QGIS stays usable and the task manager shows progress.")
         QgsApplication.taskManager().addTask(self.task)
 

@@ -26,17 +26,16 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
-    QgsProviderRegistry,
     QgsRasterLayer,
 )
 from qgis.PyQt.QtGui import QIcon
 
 from ..plugin import settings
 from .compat import DOUBLE, FLAG_ADVANCED, INTEGER, TYPE_RASTER
+from .inputs import ICONS, model_argument, raster_file
 from .runner import backend_problem, run_backend
 from .styling import style_on_load
 
-ICONS = Path(__file__).absolute().parent.parent / "plugin" / "icons"
 EXTRA_OUTPUT_SUFFIXES = {"mask": "_cloudmask", "change": "_change"}
 
 
@@ -209,10 +208,8 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         for kind, key in (("mask", self.CLOUD_MASK), ("change", self.CHANGE)):
             if kind in wanted:
                 results[key] = _move_extra(written[kind], wanted[kind], feedback)
-        fraction = stats.get("cloud_fraction")
+        fraction = stats.get("cloud_fraction")  # the backend also says it in the log, in words
         results[self.CLOUD_FRACTION] = float(fraction) if isinstance(fraction, (int, float)) else None
-        if results[self.CLOUD_FRACTION] is not None:
-            feedback.pushInfo(f"Cloud cover: {100 * results[self.CLOUD_FRACTION]:.1f} % of the image was under cloud.")
         name = f"{self._optical_name(parameters, context)} cloud-free ({self.LABEL})"
         style_on_load(context, str(output), "true_colour", name, self.OUTPUT_DESCRIPTION)
         style_on_load(context, results[self.CLOUD_MASK] or "", "cloud_mask")
@@ -308,40 +305,3 @@ def _move_extra(written: Path, wanted: Path, feedback: QgsProcessingFeedback) ->
     if written != wanted:
         shutil.move(str(written), str(wanted))
     return str(wanted)
-
-
-def raster_file(layer: QgsRasterLayer | None, role: str) -> str:
-    """Return the file behind a raster layer, or explain why the backend cannot read it.
-
-    Args:
-        layer: the layer chosen for an input.
-        role: what the input is, for the message (``Sentinel-2``, ``Sentinel-1``).
-    """
-    if layer is None or not layer.isValid():
-        raise QgsProcessingException(
-            f"The {role} layer could not be opened; check that its file exists and is a raster."
-        )
-    if layer.providerType() == "gdal":
-        parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
-        path = str(parts.get("path") or "")
-        if path and os.path.isfile(path) and not parts.get("layerName"):
-            return path
-    raise QgsProcessingException(
-        f"The {role} layer '{layer.name()}' is not a single raster file on disk (it comes from "
-        f"'{layer.providerType()}'). Save it as a GeoTIFF first (right-click the layer › Export › Save As…) "
-        "and choose that file."
-    )
-
-
-def model_argument(model: str) -> str:
-    """Return a shipped model name as given, and a weights file as an absolute path (the backend runs elsewhere)."""
-    model = model.strip()
-    if not model:
-        raise QgsProcessingException("Name a model: a shipped one such as dbcr-lite, or a .safetensors weights file.")
-    looks_like_file = model.endswith(".safetensors") or os.sep in model or "/" in model
-    if not looks_like_file:
-        return model
-    path = Path(model).expanduser()
-    if not path.is_file():
-        raise QgsProcessingException(f"The model file {model} does not exist.")
-    return str(path.absolute())

@@ -18,8 +18,8 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ..plugin import settings
-from .base import ICONS, raster_file
 from .compat import DOUBLE, FLAG_ADVANCED, INTEGER
+from .inputs import ICONS, raster_file
 from .runner import backend_problem, run_backend
 from .styling import style_on_load
 
@@ -144,9 +144,7 @@ class CloudMaskAlgorithm(QgsProcessingAlgorithm):
         main, *others = outputs.values()
         stats = run_backend(settings.backend_python(), arguments, main, feedback, others)
         fraction = stats.get("cloud_fraction")
-        fraction = float(fraction) if isinstance(fraction, (int, float)) else None
-        if fraction is not None:
-            feedback.pushInfo(f"Cloud cover: {100 * fraction:.1f} % of the valid pixels.")
+        fraction = float(fraction) if isinstance(fraction, (int, float)) else None  # also in the backend's log
         style_on_load(context, str(outputs.get(self.MASK, "")), "cloud_mask")
         style_on_load(context, str(outputs.get(self.PROBABILITY, "")), "probability")
         return {

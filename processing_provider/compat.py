@@ -34,14 +34,4 @@ if hasattr(Qgis, "RasterRangeLimit"):  # QGIS >= 3.42
 else:
     LIMITS_CUMULATIVE_CUT = QgsRasterMinMaxOrigin.Limits.CumulativeCut
 
-if hasattr(Qgis, "LayerFilter"):  # QGIS >= 3.34
-    RASTER_LAYER_FILTER = Qgis.LayerFilter.RasterLayer
-else:
-    from qgis.core import QgsMapLayerProxyModel
-
-    RASTER_LAYER_FILTER = QgsMapLayerProxyModel.Filter.RasterLayer
-
 MESSAGE_INFO = Qgis.MessageLevel.Info
-MESSAGE_WARNING = Qgis.MessageLevel.Warning
-MESSAGE_CRITICAL = Qgis.MessageLevel.Critical
-MESSAGE_SUCCESS = Qgis.MessageLevel.Success

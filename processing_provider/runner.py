@@ -30,6 +30,7 @@ _LAUNCHER = (
     "runpy.run_module('backend', run_name='__main__', alter_sys=True)"
 )
 _STDERR_KEPT = 20
+_PHASES = {"adapt": "Adapting the model to this scene…", "run": "Removing the clouds…"}
 
 
 def backend_command(python: Path, arguments: Sequence[str], folder: Path = PLUGIN_DIR) -> tuple[str, list[str]]:
@@ -147,6 +148,7 @@ class EventRelay(OutputLines):
         self._feedback = feedback
         self.error: protocol.Event | None = None
         self.finished: protocol.Event | None = None
+        self._phase = "run"
 
     def _handle(self, line: str) -> None:
         event = protocol.decode_event(line)
@@ -154,6 +156,10 @@ class EventRelay(OutputLines):
         if event is None:
             feedback.pushConsoleInfo(line)
         elif event.kind == "progress":
+            phase = str(event.get("phase") or "run")
+            if phase != self._phase:  # e.g. scene adaptation (--adapt) before the run: the bar restarts per phase
+                self._phase = phase
+                feedback.pushInfo(_PHASES.get(phase, f"Phase: {phase}"))
             total = event.get("total") or 0
             if total:
                 feedback.setProgress(100.0 * float(event.get("done", 0)) / float(total))

@@ -7,6 +7,7 @@ profile; the same folder is put on ``sys.path`` so the tests import the plugin u
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,9 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).absolute().parent))
+# QGIS stores the histograms it computes (styling, statistics) beside the rasters, in .aux.xml files; the tests
+# must not change the repository's sample, so GDAL keeps them in memory (this process, qgis_process, QGIS, backend).
+os.environ["GDAL_PAM_ENABLED"] = "NO"
 
 from qgis_support import REPO, QgisProcessResult, sandbox
 

@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from qgis.core import QgsProject, QgsRasterLayer
+from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import QSize, QTimer
 from qgis.utils import iface, plugins
 
@@ -108,11 +108,13 @@ def dock_ready() -> None:
         "visible": dock.isVisible(),
         "status": dock.status.text(),
         "inputs": dock.inputs.text(),
-        "model": dock.model.currentText(),
-        "card": dock.card.text(),
+        "model": dock.picker.combo.currentText(),
+        "card": dock.picker.card.text(),
         "device": dock.detected.text(),
         "nfe": dock.nfe.value(),
     }
+    dock.advanced.setCollapsed(False)  # show every setting in the screenshot
+    QgsApplication.processEvents()
     shoot(dock, "dock.png")
     import processing
 
@@ -124,9 +126,24 @@ def dock_ready() -> None:
     def shoot_dialog() -> None:
         shoot(dialog, "toolbox-dialog.png")
         dialog.close()
-        later(run if JOB.get("run") else finish, 300)
+        later(setup_dialog, 300)
 
     later(shoot_dialog, 800)
+
+
+def setup_dialog() -> None:
+    """Open the backend set-up dialog from the plugin menu's action (without starting it), screenshot it."""
+    plugin = plugins["cloud_removal"]
+    plugin.setup_action.trigger()
+    dialog = plugin.setup_dialog
+    REPORT["setup_dialog"] = {"visible": dialog.isVisible(), "create_enabled": dialog.create_button.isEnabled()}
+
+    def shoot_setup() -> None:
+        shoot(dialog, "setup-dialog.png")
+        dialog.close()
+        later(run if JOB.get("run") else finish, 300)
+
+    later(shoot_setup, 500)
 
 
 def run() -> None:

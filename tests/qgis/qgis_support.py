@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import subprocess
@@ -21,8 +22,37 @@ SAMPLE_S1 = REPO / "sample" / "ROIs1868_summer_s1_19_p30.tif"
 FAKE_BACKEND = DATA / "fake_backend.py"
 WEIGHTS = REPO / "models" / "weights" / "dbcr-lite.safetensors"
 
+BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
+
 # Tests that run the real backend need the shipped model; they skip only until its weights are committed.
 needs_model = pytest.mark.skipif(not WEIGHTS.exists(), reason=f"{WEIGHTS.relative_to(REPO)} is not shipped yet")
+
+
+def needs_weights(name: str) -> pytest.MarkDecorator:
+    """Skip until ``models/weights/<name>.safetensors`` is shipped."""
+    path = REPO / "models" / "weights" / f"{name}.safetensors"
+    return pytest.mark.skipif(not path.exists(), reason=f"{path.relative_to(REPO)} is not shipped yet")
+
+
+@functools.cache
+def backend_help(command: str) -> str:
+    """The real backend's ``--help`` of one command (empty when the backend or the command is missing)."""
+    if not BACKEND_PYTHON.exists():
+        return ""
+    completed = subprocess.run(
+        [str(BACKEND_PYTHON), "-m", "backend", command, "--help"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    return completed.stdout if completed.returncode == 0 else ""
+
+
+def needs_backend(command: str, *flags: str) -> pytest.MarkDecorator:
+    """Skip while the real backend lacks a command or one of its flags: such tests turn on by themselves."""
+    text = backend_help(command)
+    missing = [flag for flag in flags if flag not in text]
+    reason = f"the backend has no `{command}` command yet" if not text else f"`{command}` lacks {', '.join(missing)}"
+    return pytest.mark.skipif(not text or bool(missing), reason=reason)
+
 
 gdal.UseExceptions()
 

@@ -100,8 +100,10 @@ def test_base_python_candidates(setup: Any) -> None:
     ],
     ids=["disk", "proxy", "network", "ssl", "timeout", "hash", "permission", "venv", "version", "compile", "other"],
 )  # fmt: skip
-def test_pip_failures_become_sentences(setup: Any, output: str, expected: str) -> None:
-    sentence = setup.explain_pip_failure(output.splitlines(), Path("/profile/cloud_removal"))
+def test_pip_failures_become_sentences(plugin_package: Any, output: str, expected: str) -> None:
+    from cloud_removal.plugin.pip_errors import explain_pip_failure
+
+    sentence = explain_pip_failure(output.splitlines(), Path("/profile/cloud_removal"))
     assert expected in sentence
     assert "Traceback" not in sentence
 
@@ -158,3 +160,41 @@ def test_the_task_check_step_reads_the_model_list(setup: Any, tmp_path: Path) ->
                                                         "sys.exit(1)")], tmp_path)  # fmt: skip
     assert broken.run() is False
     assert broken.error == "The new backend does not work: it lacks the package torch; repair it with “Set up…”."
+
+
+def test_the_dialog_runs_the_set_up_with_a_visible_log_and_adopts_the_new_python(
+    plugin_package: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import time
+
+    from cloud_removal.plugin import backend_setup, settings, setup_dialog
+    from qgis.core import QgsApplication
+
+    venv = tmp_path / "profile" / "venv"
+    monkeypatch.delenv(settings.ENV_BACKEND_PYTHON, raising=False)
+    monkeypatch.setattr(settings, "managed_venv_dir", lambda: venv)
+    monkeypatch.setattr(setup_dialog, "find_base_python", lambda: Path(sys.executable))
+    pip = "print('Collecting torch==2.13.0'); print('Installing collected packages: torch')"
+    steps = [backend_setup.Step("Install", sys.executable, ("-c", pip), 1, "pip"),
+             backend_setup.Step("Check", sys.executable, ("-c", "print('[]')"), 1, "check")]  # fmt: skip
+    monkeypatch.setattr(setup_dialog, "build_steps", lambda *args: steps)
+    dialog = setup_dialog.SetupDialog(gpus=[])
+    changed: list[bool] = []
+    dialog.backend_changed.connect(lambda: changed.append(True))
+    assert str(venv) in dialog.findChildren(setup_dialog.QLabel)[0].text()
+    try:
+        dialog.start()
+        assert dialog.close_button.text() == "Cancel"
+        deadline = time.monotonic() + 20
+        while dialog.task is not None and time.monotonic() < deadline:
+            QgsApplication.processEvents()
+            time.sleep(0.02)
+        log = dialog.log.toPlainText()
+        assert "▶ Install\nCollecting torch==2.13.0\nInstalling collected packages: torch" in log
+        assert "The backend is ready" in dialog.status.text()
+        assert dialog.progress.value() == 100 and changed == [True]
+        assert settings.backend_python() == settings.venv_python(venv)
+        assert (venv.parent / "requirements-selected.txt").read_text().startswith("#")
+    finally:
+        settings.set_backend_python("")
+        dialog.deleteLater()

@@ -57,8 +57,8 @@ def dock(
 def test_the_panel_shows_the_backend_the_model_card_and_the_inputs(dock: Any) -> None:
     assert "Backend ready, 1 trained model." in dock.status.text()
     assert not dock.setup_button.isVisibleTo(dock)
-    assert dock.model.currentText() == "dbcr-lite (shipped)"
-    assert "SEN12MS-CR chips" in dock.card.text() and "VV, VH" in dock.card.text()
+    assert dock.picker.combo.currentText() == "dbcr-lite (shipped)"
+    assert "SEN12MS-CR chips" in dock.picker.card.text() and "VV, VH" in dock.picker.card.text()
     assert dock.inputs.text() == "Optical: scene · Sentinel-1: scene s1"
     assert dock.nfe.value() == 1
     assert "No NVIDIA GPU" in dock.detected.text() or "GPU:" in dock.detected.text()
@@ -120,3 +120,25 @@ def test_cancel_from_the_panel_stops_the_task(dock: Any, monkeypatch: pytest.Mon
     assert process_events_until(lambda: not dock.run.running(), 10), "cancel did not stop the task"
     assert "Cancelled" in dock.message.text() or "cancelled" in dock.message.text()
     assert dock.run_button.isEnabled()
+
+
+def test_diffcr_from_the_panel_passes_the_dates_as_a_layer_list(
+    dock: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FAKE_BACKEND_SCENARIO", "copy")
+    record = tmp_path / "call.json"
+    monkeypatch.setenv("FAKE_BACKEND_RECORD", str(record))
+    dock.method.setCurrentIndex(dock.method.findData("diffcr"))
+    assert dock.picker.combo.currentText() == "diffcr-lite (not installed)"
+    assert dock.nfe.value() == 0 and dock.nfe.text() == "the model's own"
+    dock.run_button.click()
+    assert process_events_until(lambda: not dock.run.running(), 30), "the task never ended"
+    arguments = json.loads(record.read_text())["arguments"]
+    assert arguments[arguments.index("run") : arguments.index("run") + 4] == [
+        "run",
+        "diffcr",
+        "--optical",
+        str(SAMPLE_S2),
+    ]
+    assert "--nfe" not in arguments and arguments[arguments.index("--model") + 1] == "diffcr-lite"
+    assert QgsProject.instance().mapLayersByName("scene cloud-free (DiffCR)")

@@ -82,6 +82,11 @@ def test_screenshots_of_the_panel_and_the_dialog(session: dict[str, Any]) -> Non
     assert (DOCS / "dock.png").exists() and (DOCS / "toolbox-dialog.png").exists()
 
 
+def test_the_set_up_dialog_opens_from_the_plugin_menu(session: dict[str, Any]) -> None:
+    assert session["setup_dialog"] == {"visible": True, "create_enabled": True}
+    assert image(next(shot for shot in session["screenshots"] if shot.endswith("setup-dialog.png"))).width() >= 600
+
+
 @needs_model
 def test_run_on_current_layers_adds_a_true_colour_result(session: dict[str, Any]) -> None:
     assert session.get("run_started") is True, session.get("run_message")
