@@ -69,6 +69,8 @@ class Job:
             and for scene adaptation.
         adapt: fine-tuning steps on the scene itself before the run (0 = off).
         save_adapted: where to keep the adapted weights (.safetensors), or None.
+        extra_outputs: also write ``mask`` (``<output>_cloudmask.tif``) and/or ``change``
+            (``<output>_change.tif``), see backend.extra_outputs.
     """
 
     algorithm: str
@@ -93,6 +95,7 @@ class Job:
     cloud_threshold: float = 0.4
     adapt: int = 0
     save_adapted: str | None = None
+    extra_outputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Check every field; raise :class:`BadInputError` or :class:`OutputError` with a sentence."""
@@ -164,6 +167,7 @@ class Job:
         if self.sar_bands is not None:
             data["sar_bands"] = list(self.sar_bands)
         data["extra_optical"] = list(self.extra_optical)
+        data["extra_outputs"] = list(self.extra_outputs)
         return data
 
     @classmethod
@@ -186,8 +190,10 @@ class Job:
 
 
 JOB_FIELDS = tuple(field.name for field in dataclasses.fields(Job))
-_INT_FIELDS = ("nfe", "tile_size", "overlap", "batch", "seed", "threads")
-_STR_FIELDS = ("algorithm", "output", "sar", "model", "device", "sar_scale", "runtime")
+_INT_FIELDS = ("nfe", "tile_size", "overlap", "batch", "seed", "threads", "adapt")
+_STR_FIELDS = ("algorithm", "output", "sar", "model", "device", "sar_scale", "runtime", "save_adapted")
+_BOOL_FIELDS = ("l2a_offset", "keep_clear")
+EXTRA_OUTPUT_KINDS = ("mask", "change")
 
 
 def _paths(key: str, value: Any) -> str | tuple[str, ...]:
@@ -204,10 +210,12 @@ def _paths(key: str, value: Any) -> str | tuple[str, ...]:
 def _coerce(key: str, value: Any) -> Any:
     if key in ("optical", "extra_optical"):
         return _paths(key, value)
-    if key == "optical_scale":
+    if key in ("optical_scale", "cloud_threshold"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise BadInputError(f"Job field optical_scale must be a number of DN, not {value!r}")
+            raise BadInputError(f"Job field {key} must be a number, not {value!r}")
         return float(value)
+    if key == "extra_outputs":
+        return parse_extra_outputs(value)
     if key in _INT_FIELDS:
         if isinstance(value, bool) or not isinstance(value, int):
             raise BadInputError(f"Job field {key} must be a whole number, not {value!r}")
@@ -216,13 +224,25 @@ def _coerce(key: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise BadInputError(f"Job field {key} must be text, not {value!r}")
         return value.lower() if key in ("algorithm", "device", "sar_scale", "runtime") else value
-    if key == "l2a_offset":
+    if key in _BOOL_FIELDS:
         if not isinstance(value, bool):
-            raise BadInputError(f"Job field l2a_offset must be true or false, not {value!r}")
+            raise BadInputError(f"Job field {key} must be true or false, not {value!r}")
         return value
     if key == "sar_bands":
         return parse_sar_bands(value)
     return value
+
+
+def parse_extra_outputs(value: Any) -> tuple[str, ...]:
+    """Parse extra outputs from ``"mask,change"`` or ``["mask"]``."""
+    parts = value.split(",") if isinstance(value, str) else value
+    if not isinstance(parts, (list, tuple)):
+        raise BadInputError(f"Extra outputs must be a list such as mask,change, not {value!r}")
+    kinds = tuple(str(part).strip().lower() for part in parts if str(part).strip())
+    unknown = [kind for kind in kinds if kind not in EXTRA_OUTPUT_KINDS]
+    if unknown:
+        raise BadInputError(f"Unknown extra output {', '.join(unknown)}; choose from {', '.join(EXTRA_OUTPUT_KINDS)}")
+    return kinds
 
 
 def parse_sar_bands(value: Any) -> tuple[int, int]:

@@ -92,6 +92,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--save-adapted", dest="save_adapted", default=hide, help="keep the adapted weights in this .safetensors file"
     )
+    parser.add_argument(
+        "--extra-outputs",
+        dest="extra_outputs",
+        default=hide,
+        help="also write mask (<output>_cloudmask.tif, s2cloudless) and/or change (<output>_change.tif): mask,change",
+    )
     parser.add_argument("--job", dest="job_file", default=None, help="JSON file with the job (same keys as flags)")
     parser.add_argument("--events", action="store_true", help="write JSON-line events on stdout (for the plugin)")
     parser.set_defaults(handler=handle)

@@ -22,6 +22,7 @@ import torch
 
 from backend.device import choose_device, configure_threads, default_threads
 from backend.errors import BackendError, BadInputError, CancelledError, DeviceError, ModelError
+from backend.extra_outputs import check_extra_outputs, write_extra_outputs
 from backend.job import ALGORITHM_LABELS, Job, algorithm_label
 from backend.pipeline import Restorer, run_removal
 from backend.protocol import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USER_ERROR
@@ -200,6 +201,7 @@ def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str
         return adapt_to_scene(job, network, card, reporter, stop)
 
     restore, card = load_restorer(job, device, adapt if job.adapt else None)
+    check_extra_outputs(job.extra_outputs, card)
     clouds = CloudCount()
     if job.keep_clear:
         restore = keep_clear(restore, card.optical_bands, job.cloud_threshold, clouds)
@@ -231,6 +233,10 @@ def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str
     if job.keep_clear:
         stats["cloud_fraction"] = round(clouds.fraction, 4)
         reporter.log("info", f"Cloud cover: {100 * clouds.fraction:.1f} %; clear pixels were kept as they are")
+    if job.extra_outputs:
+        stats["extra_outputs"], mask_fraction = write_extra_outputs(job, card, reporter)
+        if mask_fraction is not None:  # exact, where keep-clear's count sees overlapping tiles twice
+            stats["cloud_fraction"] = mask_fraction
     return stats
 
 
