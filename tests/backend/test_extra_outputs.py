@@ -21,10 +21,11 @@ def test_paths_sit_beside_the_output():
 
 
 def test_extra_outputs_are_parsed_and_checked():
-    job = Job.from_dict({"algorithm": "dbcr", "optical": OPTICAL, "output": "/tmp/o.tif", "extra_outputs": "mask,change"})
+    base = {"algorithm": "dbcr", "optical": OPTICAL, "output": "/tmp/o.tif"}
+    job = Job.from_dict({**base, "extra_outputs": "mask,change"})
     assert job.extra_outputs == ("mask", "change")
     with pytest.raises(BadInputError, match="Unknown extra output"):
-        Job.from_dict({"algorithm": "dbcr", "optical": OPTICAL, "output": "/tmp/o.tif", "extra_outputs": "snow"})
+        Job.from_dict({**base, "extra_outputs": "snow"})
 
 
 def test_mask_and_change_are_written_on_the_grid(tmp_path, tiny_model, capsys):
