@@ -125,3 +125,13 @@ def test_a_missing_backend_is_refused_before_running(
     assert not ok
     assert message.startswith("The cloud-removal backend is not set up")
     assert "Set up backend…" in message
+
+
+def test_adapt_is_passed_to_the_backend_for_dbcr_only(provider: Any, record: Path, tmp_path: Path) -> None:
+    parameters = {"OPTICAL": str(SAMPLE_S2), "SAR": str(SAMPLE_S1), "ADAPT": 25, "OUTPUT": str(tmp_path / "o.tif")}
+    _, ok, feedback = run("cloudremoval:dbcr", parameters)
+    assert ok, feedback.errors
+    arguments = backend_arguments(record)
+    assert arguments[arguments.index("--adapt") + 1] == "25"
+    de = QgsApplication.processingRegistry().algorithmById("cloudremoval:de")
+    assert de.parameterDefinition("ADAPT") is None
