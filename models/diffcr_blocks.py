@@ -10,22 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-class LayerNorm2d(nn.Module):
-    """Layer norm over the channel axis of (B, C, H, W), per pixel (NAFNet's, eps 1e-6, biased variance)."""
-
-    def __init__(self, channels: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalise each pixel's channel vector, then scale and shift per channel."""
-        mu = x.mean(1, keepdim=True)
-        var = (x - mu).pow(2).mean(1, keepdim=True)
-        y = (x - mu) / (var + self.eps).sqrt()
-        return self.weight.view(1, -1, 1, 1) * y + self.bias.view(1, -1, 1, 1)
+from models.nafnet import LayerNorm2d
 
 
 class GlobalAvgPool(nn.Module):
