@@ -86,6 +86,10 @@ class DBCRNet(nn.Module):
             BlockStack(w, n, tdim) for w, n in zip(reversed(widths), config.dec_blocks)
         )
         self.ending = nn.Conv2d(widths[0], config.optical_channels, 3, padding=1)
+        # With the zero-initialised block scales, a zero ending makes a fresh network the identity: training
+        # starts from "return the cloudy image" (already right on clear ground) instead of from noise.
+        nn.init.zeros_(self.ending.weight)
+        nn.init.zeros_(self.ending.bias)
         self.pad_multiple = 2**levels
 
     def forward(self, x_t: Tensor, t: Tensor, sar: Tensor) -> Tensor:
