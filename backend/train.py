@@ -46,6 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default de-reference-<config>)",
     )  # fmt: skip
     parser.add_argument(
+        "--init-from", dest="init_from", default=None,
+        help="dbcr only: start from this model's weights (name or .safetensors) instead of a fresh network",
+    )  # fmt: skip
+    parser.add_argument(
         "--export-only", action="store_true", help="write the weights file from the run's last checkpoint and stop"
     )
     parser.set_defaults(handler=main)
@@ -108,10 +112,24 @@ def _dbcr(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: An
         spectra = torch.from_numpy(real_cloud_spectra(args.data_root))
         log(f'{{"train_chips": {len(train_chips)}, "validation_chips": {len(val_chips)}}}')
         started = time.time()
-        network, metrics = train_dbcr(config, settings, train_chips, val_chips, spectra, run_dir, log)
+        initial = _initial_weights(args.init_from, config) if args.init_from else None
+        network, metrics = train_dbcr(config, settings, train_chips, val_chips, spectra, run_dir, log, initial)
         seconds = time.time() - started
-    save_model(out, network, dbcr_card(name, config, settings, sources, metrics, seconds))
+    card = dbcr_card(name, config, settings, sources, metrics, seconds)
+    if args.init_from:
+        card = card.replace(training={**card.training, "initialised_from": str(args.init_from)})
+    save_model(out, network, card)
     return 0
+
+
+def _initial_weights(name_or_path: str, config: Any) -> dict[str, Any]:
+    """The state dict of an earlier DB-CR model of the same config, to fine-tune from."""
+    from models.registry import load_model
+
+    network, card = load_model(name_or_path)
+    if card.algorithm != "dbcr" or type(config).from_dict(card.config) != config:
+        raise FileNotFoundError(f"{name_or_path} is not a DB-CR model of the {config} config")
+    return dict(network.state_dict())
 
 
 def _diffcr(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: Any) -> int:

@@ -11,7 +11,6 @@ from torch import Tensor
 
 from models.training.chips import Chip
 
-
 # Path radiance of a clear atmosphere per L1C band (reflectance; Rayleigh scattering makes it strongest in the
 # blue, B10 is absorbed): roughly the gap between L1C (top of atmosphere) and L2A (surface) over land.
 PATH_RADIANCE = np.array(
@@ -26,7 +25,8 @@ def add_atmosphere(optical: np.ndarray, surface: bool, rng: random.Random) -> np
     L2A chips get about a whole atmosphere so they pass for L1C; L1C chips get a little more haze. Since the target
     carries it too, the network cannot learn that a brighter scene means a hazier one, and leaves brightness be.
     """
-    strength = rng.uniform(0.6, 1.3) if surface else rng.uniform(0.0, 0.4)
+    # Up to two and a half atmospheres: hazy tropical and summer scenes are clear ground too, not thin cloud.
+    strength = rng.uniform(0.6, 2.5) if surface else rng.uniform(0.0, 1.2)
     gain = rng.uniform(0.9, 1.1)
     return (optical * gain + strength * PATH_RADIANCE[:, None, None]).astype(np.float32)
 

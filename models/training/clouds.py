@@ -27,7 +27,9 @@ THIN: CloudKind = {
 PATCHY: CloudKind = {
     "min_lvl": 0.0, "max_lvl": 1.0, "clear_threshold": (0.1, 0.4), "locality_degree": (2, 4), "decay_factor": 1.0
 }
-CLOUD_KINDS = (THICK, THIN, PATCHY)
+# Thin veils are drawn rarely: to a small network they look like a hazy but clear scene, and it learns to darken
+# whole scenes; the thick kinds teach it what to replace.
+CLOUD_KINDS = (THICK, THICK, PATCHY, PATCHY, THIN)
 
 
 def real_cloud_spectra(root: Path, limit: int = 2000) -> np.ndarray:

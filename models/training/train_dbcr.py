@@ -86,14 +86,19 @@ def training_step(
 
 def train_dbcr(
     config: DBCRConfig, settings: TrainSettings, train_chips: list[Chip], val_chips: list[Chip], spectra: Tensor,
-    run_dir: Path, log: Log = print,
+    run_dir: Path, log: Log = print, initial: dict[str, Tensor] | None = None,
 ) -> tuple[DBCRNet, dict[str, float]]:
-    """Train (or resume from ``run_dir/checkpoint.pt``) and return the EMA network with its last validation."""
+    """Train (or resume from ``run_dir/checkpoint.pt``) and return the EMA network with its last validation.
+
+    ``initial`` (a state dict) starts the network from an earlier model rather than from the identity.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
     alphas = bridge_schedule(settings.schedule, BRIDGE_TIMESTEPS).float()
     network = DBCRNet(config)
+    if initial is not None:
+        network.load_state_dict(initial)
     ema = copy.deepcopy(network).requires_grad_(False)
     optimizer = torch.optim.Adam(network.parameters(), lr=settings.lr)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.lr, total_steps=settings.steps, pct_start=0.05)
