@@ -2,6 +2,11 @@
 
 A wrapper around any restorer (``restore(optical, sar, origins) -> optical``), so neither the networks nor the
 tiling know about it. The cloud mask is s2cloudless for Sentinel-2 bands and a brightness test for RGB imagery.
+
+The model's output is first matched to the tile's clear pixels: per band, the mean difference between input and
+output over the clear pixels is added to the output. A model trained elsewhere may render a scene's overall
+brightness differently (another season, atmosphere or sensor state); without the match, filled clouds would stand
+out as darker or brighter patches next to the kept clear ground.
 """
 
 from __future__ import annotations
@@ -58,6 +63,21 @@ def feather(mask: Tensor, sigma: float = FEATHER_SIGMA) -> Tensor:
     return torch.maximum(mask, (2 * blurred).clamp(0, 1))
 
 
+def match_clear_pixels(restored: Tensor, optical: Tensor, clear: Tensor, minimum: int = 64) -> Tensor:
+    """Shift each band of each image so that its mean over the clear pixels equals the input's there.
+
+    Args:
+        restored: (B, C, H, W) model output.
+        optical: (B, C, H, W) input.
+        clear: (B, 1, H, W) True where the pixel is clear (and kept).
+        minimum: images with fewer clear pixels are left as they are (too little to measure the difference).
+    """
+    weights = clear.to(restored.dtype)
+    counts = weights.sum(dim=(2, 3), keepdim=True)
+    offset = ((optical - restored) * weights).sum(dim=(2, 3), keepdim=True) / counts.clamp(min=1)
+    return restored + torch.where(counts >= minimum, offset, torch.zeros_like(offset))
+
+
 def keep_clear(restore: Restorer, bands: Sequence[str], threshold: float, count: CloudCount | None = None) -> Restorer:
     """Wrap a restorer so that clear pixels keep their input values.
 
@@ -76,6 +96,7 @@ def keep_clear(restore: Restorer, bands: Sequence[str], threshold: float, count:
         if not bool(mask.any()):
             return optical.clone()  # nothing to restore: skip the network
         weight = feather(mask)
-        return weight * restore(optical, sar, origins) + (1 - weight) * optical
+        restored = match_clear_pixels(restore(optical, sar, origins), optical, weight == 0)
+        return weight * restored + (1 - weight) * optical
 
     return restore_clouds_only

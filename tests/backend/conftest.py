@@ -158,6 +158,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
     config = dbcr.DBCRConfig(widths=(8, 16), enc_blocks=(1, 1), dec_blocks=(1, 1), heads=(1, 1))
     network = build_network("dbcr", config.to_dict())
+    # A fresh DB-CR is the identity (zero ending); a random ending makes it change the image, as a model does.
+    torch.nn.init.normal_(network.ending.weight, std=0.05, generator=torch.Generator().manual_seed(0))
     card = ModelCard(name="tiny", algorithm="dbcr", config=config.to_dict(), tile_size=32)
     path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
     save_weights(path, network.state_dict(), card)

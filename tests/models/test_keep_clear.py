@@ -5,7 +5,7 @@ import rasterio
 import torch
 
 from models.card import S2_L1C_BANDS
-from models.keep_clear import CloudCount, feather, keep_clear, tile_cloud_mask
+from models.keep_clear import CloudCount, feather, keep_clear, match_clear_pixels, tile_cloud_mask
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample" / "ROIs1868_summer_s2_cloudy_19_p30.tif"
 
@@ -34,7 +34,10 @@ def test_clear_pixels_keep_their_values_and_clouds_take_the_model():
     clear = weight == 0
     assert clear.any() and (mask > 0).any()
     assert torch.equal(out[clear.expand_as(out)], optical[clear.expand_as(out)])
-    assert torch.allclose(out[(mask > 0).expand_as(out)], torch.tensor(0.05))
+    # under the clouds: the model's constant, shifted per band to match the tile's clear pixels
+    for band in range(13):
+        expected = optical[0, band][clear[0, 0]].mean()
+        assert torch.allclose(out[0, band][mask[0, 0] > 0], expected, atol=1e-5)
     assert 0.05 < count.fraction < 0.95 and count.total == 128 * 128
 
 
@@ -59,3 +62,16 @@ def test_rgb_uses_the_brightness_mask():
     assert torch.all(out[..., :8, :] == 0)
     assert torch.allclose(out[..., 15:, :], torch.tensor(0.2), atol=0.01)
     assert torch.all((out[..., 9, :] > 0) & (out[..., 9, :] < 0.2))
+
+
+def test_output_is_matched_to_the_clear_pixels():
+    optical = torch.full((1, 2, 16, 16), 0.3)
+    restored = torch.full((1, 2, 16, 16), 0.1)
+    restored[..., :4, :] = 0.5  # the part under the cloud
+    clear = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
+    clear[..., 8:, :] = True
+    matched = match_clear_pixels(restored, optical, clear)
+    assert torch.allclose(matched[..., 8:, :], torch.tensor(0.3))  # now equal to the input where clear
+    assert torch.allclose(matched[..., :4, :], torch.tensor(0.7))  # the same shift under the cloud
+    too_few = match_clear_pixels(restored, optical, torch.zeros_like(clear))
+    assert torch.equal(too_few, restored)
