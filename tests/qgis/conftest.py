@@ -74,3 +74,11 @@ def qgis_process(sandbox_env: dict[str, str]) -> Any:
         return QgisProcessResult(completed)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def shipped_dbcr_model() -> Path:
+    """The shipped DB-CR weights, which the real-backend tests run: missing weights are a failure, not a skip."""
+    weights = Path(__file__).resolve().parents[2] / "models" / "weights" / "dbcr-lite.safetensors"
+    assert weights.is_file(), f"{weights} is missing: the shipped model must be committed"
+    return weights
