@@ -66,9 +66,9 @@ def load_entry(name: str) -> tuple[Loaded, Loaded | None]:
         BackendError: the name is neither a config nor a readable model.
     """
     from backend.runner import load_network, reference_model_name
-    from models.registry import CONFIGS, build_network
+    from models.registry import CONFIGS, build_network, shipped_models
 
-    if name in CONFIGS:
+    if name in CONFIGS and name not in shipped_models():  # a shipped model of that name is timed as shipped
         algorithm, config = CONFIGS[name]
         entry = Loaded(build_network(algorithm, config).eval(), config_card(name, algorithm, config), name, False)
         if algorithm != "de":
