@@ -33,7 +33,7 @@ def test_per_tile_table_times_both_runtimes(tiny_models, capsys):
     assert code == 0, out.err
     rows = [line for line in out.out.splitlines() if line.startswith("| ") and "---" not in line]
     assert rows[0] == "| model | method | NFE | weights | torch s/tile | onnxruntime s/tile |"
-    assert rows[1].startswith("| dbcr-lite | dbcr | 1 | untrained (timing only) | ")
+    assert rows[1].startswith("| dbcr-lite | dbcr | 1 | trained | ")  # the shipped model, not the bare config
     assert rows[2].startswith(f"| {tiny_models['tiny-de']} | de | 3 | trained | ")
 
 
