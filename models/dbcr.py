@@ -89,7 +89,8 @@ class DBCRNet(nn.Module):
         # With the zero-initialised block scales, a zero ending makes a fresh network the identity: training
         # starts from "return the cloudy image" (already right on clear ground) instead of from noise.
         nn.init.zeros_(self.ending.weight)
-        nn.init.zeros_(self.ending.bias)
+        if self.ending.bias is not None:
+            nn.init.zeros_(self.ending.bias)
         self.pad_multiple = 2**levels
 
     def forward(self, x_t: Tensor, t: Tensor, sar: Tensor) -> Tensor:

@@ -12,7 +12,6 @@ Data range: images in [-1, 1] (reflectance r → 2r − 1); the network predicts
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.adm_unet import timestep_embedding
 from models.diffcr_blocks import CondNAFBlock, TimedSequence, TimeNAFBlock
 from models.dpm_solver import Denoiser, DiscreteVPSchedule
 
@@ -77,14 +77,8 @@ LITE = DiffCRConfig(bands=13, dates=1, sar_bands=2, width=16)
 
 
 def gamma_embedding(gammas: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding [cos, sin] of a (B,) noise level, DiffCR's ``gamma_embedding``."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=gammas.device) / half)
-    args = gammas.reshape(-1, 1).float() * freqs[None]
-    embedding = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-    if dim % 2:
-        embedding = torch.cat([embedding, torch.zeros_like(embedding[:, :1])], dim=-1)
-    return embedding
+    """Sinusoidal embedding [cos, sin] of a (B,) noise level, DiffCR's ``gamma_embedding`` (ADM's formula)."""
+    return timestep_embedding(gammas, dim, max_period)
 
 
 class DiffCRNet(nn.Module):
