@@ -26,7 +26,8 @@ def test_nfe_one_is_a_single_forward_pass():
 
 
 def test_golden_values_for_a_halving_denoiser():
-    # linear a_t, NFE 2: x0 = y/2 at t=1000 -> x_500 = 0.5 y + 0.5 * 0.5 y = 0.75 y; x0 = 0.375 y at t=500 -> x_0 = 0.375 y
+    # linear a_t, NFE 2: x0 = y/2 at t=1000 -> x_500 = 0.5 y + 0.5 * 0.5 y = 0.75 y;
+    # x0 = 0.375 y at t=500 -> x_0 = 0.375 y
     y = torch.ones(1, 1, 2, 2)
     out = sample_bridge(lambda x, t, c: 0.5 * x, y, None, linear_bridge(), nfe=2)
     assert torch.allclose(out, 0.375 * y)
