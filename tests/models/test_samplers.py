@@ -36,7 +36,10 @@ def test_golden_values_for_a_halving_denoiser():
 def test_sampler_is_deterministic_and_reports_progress():
     steps = []
     y = torch.rand(1, 2, 3, 3)
-    denoise = lambda x, t, c: x * 0.9 + c
+
+    def denoise(x, t, c):
+        return x * 0.9 + c
+
     a = sample_bridge(denoise, y, 0.01, linear_bridge(), nfe=5, callback=lambda i, n: steps.append((i, n)))
     b = sample_bridge(denoise, y, 0.01, linear_bridge(), nfe=5)
     assert torch.equal(a, b)
