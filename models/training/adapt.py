@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.schedules import BRIDGE_TIMESTEPS, bridge_schedule, bridge_state
+from models.schedules import BRIDGE_TIMESTEPS, bridge_schedule
+from models.training.train_dbcr import training_step
 
 # A crop counts as clear when at most this share of it is cloud in the scene's mask.
 MAX_CLOUD_IN_CLEAR_CROP = 0.02
@@ -141,12 +141,7 @@ def adapt_dbcr(network: nn.Module, scene: Scene, schedule: str, settings: AdaptS
         if should_stop is not None and should_stop():
             break
         clear, cloudy, sar = scene_batch(scene, origins, spectra, settings, rng)
-        t = torch.tensor([BRIDGE_TIMESTEPS if rng.random() < settings.t_end_share else rng.randint(1, BRIDGE_TIMESTEPS)
-                          for _ in range(len(clear))])
-        loss = F.l1_loss(tuned(bridge_state(clear, cloudy, alphas[t]), t.float(), sar), clear)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        training_step(tuned, optimizer, alphas, clear, cloudy, sar, settings.t_end_share, rng)
         if progress is not None:
             progress(step + 1, settings.steps)
     return tuned.eval()

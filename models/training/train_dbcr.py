@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from models.card import ModelCard, save_weights
 from models.dbcr import DBCRConfig, DBCRNet
@@ -68,13 +68,13 @@ def evaluate(network: DBCRNet, alphas: Tensor, validation: dict[str, Tensor]) ->
 
 
 def training_step(
-    network: DBCRNet, optimizer: torch.optim.Optimizer, alphas: Tensor, clear: Tensor, cloudy: Tensor, sar: Tensor,
-    settings: TrainSettings, rng: random.Random,
+    network: nn.Module, optimizer: torch.optim.Optimizer, alphas: Tensor, clear: Tensor, cloudy: Tensor, sar: Tensor,
+    t_end_share: float, rng: random.Random,
 ) -> float:
-    """One MAE step on the bridge at random timesteps."""
+    """One MAE step on the bridge at random timesteps, ``t_end_share`` of them at t = T (where NFE 1 starts)."""
     timesteps = len(alphas) - 1
     t = torch.tensor(
-        [timesteps if rng.random() < settings.t_end_share else rng.randint(1, timesteps) for _ in range(len(clear))]
+        [timesteps if rng.random() < t_end_share else rng.randint(1, timesteps) for _ in range(len(clear))]
     )
     x_t = bridge_state(clear, cloudy, alphas[t])
     loss = F.l1_loss(network(x_t, t.float(), sar), clear)
@@ -109,7 +109,7 @@ def train_dbcr(
     for step in range(start, settings.steps):
         batch = sample_batch(train_chips, settings.batch, settings.crop, rng)
         cloudy = simulate_clouds(batch.clear, spectra, rng).clamp(0, 1)
-        loss = training_step(network, optimizer, alphas, batch.clear, cloudy, batch.sar, settings, rng)
+        loss = training_step(network, optimizer, alphas, batch.clear, cloudy, batch.sar, settings.t_end_share, rng)
         scheduler.step()
         update_ema(ema, network, settings.ema)
         if (step + 1) % settings.eval_every == 0 or step + 1 == settings.steps:
