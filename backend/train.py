@@ -138,8 +138,8 @@ def _diffcr(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: 
     from models import diffcr
     from models.training.chips import load_chips, split_by_place
     from models.training.clouds import real_cloud_spectra
-    from models.training.loop_utils import read_export
-    from models.training.train_diffcr import DiffCRSettings, diffcr_card, save_model, train_diffcr
+    from models.training.loop_utils import read_export, save_model
+    from models.training.train_diffcr import DiffCRSettings, diffcr_card, train_diffcr
 
     # The paper's width and depth on the Sentinel-2 layout (its released config is 3 RGB bands x 3 dates).
     paper = dataclasses.replace(diffcr.DiffCRConfig.paper(), bands=13, dates=1, sar_bands=2)
@@ -170,8 +170,8 @@ def _rice(args: argparse.Namespace, log: Any) -> tuple[Any, Any]:
 
 def _de_reference(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: Any) -> int:
     from models import de_reference
-    from models.training.loop_utils import read_export
-    from models.training.train_de import ReferenceSettings, reference_card, save_model, train_reference
+    from models.training.loop_utils import read_export, save_model
+    from models.training.train_de import ReferenceSettings, reference_card, train_reference
 
     config = {"lite": de_reference.LITE, "paper": de_reference.DEReferenceConfig.paper()}[args.config]
     settings = recipe(ReferenceSettings(), args)
@@ -190,8 +190,8 @@ def _de_reference(args: argparse.Namespace, name: str, out: Path, run_dir: Path,
 def _de(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: Any) -> int:
     from models import de
     from models.registry import ModelNotFoundError, load_model
-    from models.training.loop_utils import read_export
-    from models.training.train_de import DESettings, de_card, save_model, train_de
+    from models.training.loop_utils import read_export, save_model
+    from models.training.train_de import DESettings, de_card, train_de
 
     config = {"lite": de.LITE, "paper": de.DEConfig.paper()}[args.config]
     settings = recipe(DESettings(), args)

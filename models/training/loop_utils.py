@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from models.card import ModelCard, save_weights
+
 Log = Callable[[str], None]
 # The keys a validation line of a run log carries besides its metrics; "loss" is the training loss, not a metric.
 NOT_METRICS = ("loss",)
@@ -202,3 +204,9 @@ def run_loop(
 def clone_state(network: nn.Module) -> dict[str, Tensor]:
     """A state dict safetensors accepts: every tensor its own contiguous copy (some nets share one PReLU)."""
     return {key: value.detach().clone().contiguous() for key, value in network.state_dict().items()}
+
+
+def save_model(path: Path, network: nn.Module, card: ModelCard) -> None:
+    """Write a trained network and its card to a weights file (folder created; shared tensors cloned)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_weights(path, clone_state(network), card)

@@ -18,14 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.card import ModelCard, save_weights
+from models.card import ModelCard
 from models.dbcr import DBCRConfig, DBCRNet
 from models.samplers import sample_bridge
 from models.schedules import BRIDGE_TIMESTEPS, bridge_schedule, bridge_state
 from models.training.batches import sample_batch
 from models.training.chips import Chip
 from models.training.clouds import simulate_clouds
-from models.training.loop_utils import Log, checkpoint, last_validation, psnr, resume, update_ema
+from models.training.loop_utils import Log, checkpoint, last_validation, psnr, resume, save_model, update_ema
 
 __all__ = [
     "TrainSettings", "checkpoint", "dbcr_card", "evaluate", "last_validation", "load_checkpoint_ema",
@@ -150,8 +150,3 @@ def dbcr_card(name: str, config: DBCRConfig, settings: TrainSettings, sources: d
         description=f"DB-CR {name}: trained by `python -m backend train dbcr`; not SEN12MS-CR weights.",
     )
 
-
-def save_model(path: Path, network: DBCRNet, card: ModelCard) -> None:
-    """Write the shipped weights file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_weights(path, network.state_dict(), card)

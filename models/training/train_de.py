@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.card import ModelCard, save_weights
+from models.card import ModelCard
 from models.de import W_MIN, DEConfig, DENet
 from models.de_reference import DEReferenceConfig, DEReferenceNet
 from models.diffusion_restorers import de_restorer
 from models.noise_schedules import alphas_cumprod, make_betas
-from models.training.loop_utils import Log, clone_state, mean_psnr, new_state, run_loop
+from models.training.loop_utils import Log, mean_psnr, new_state, run_loop
 from models.training.rice_pairs import HOLD_OUT_EVERY, Pairs, center_crops, crop_sizes, sample_pairs
 
 RGB = ("B4", "B3", "B2")
@@ -260,8 +260,3 @@ def train_de(
     assert isinstance(ema, DENet)
     return ema.eval(), metrics, seconds
 
-
-def save_model(path: Path, network: nn.Module, card: ModelCard) -> None:
-    """Write the shipped weights file (tensors cloned: the reference network shares one PReLU)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_weights(path, clone_state(network), card)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.card import S1_BANDS, S2_L1C_BANDS, ModelCard, save_weights
+from models.card import S1_BANDS, S2_L1C_BANDS, ModelCard
 from models.diffcr import DiffCRConfig, DiffCRNet
 from models.diffusion_restorers import diffcr_restorer
 from models.noise_schedules import alphas_cumprod, make_betas
@@ -183,8 +183,3 @@ def train_diffcr(
     assert isinstance(ema, DiffCRNet)
     return ema.eval(), metrics, seconds
 
-
-def save_model(path: Path, network: nn.Module, card: ModelCard) -> None:
-    """Write the shipped weights file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_weights(path, network.state_dict(), card)

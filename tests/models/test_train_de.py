@@ -11,6 +11,7 @@ from models.de_reference import DEReferenceConfig, DEReferenceNet
 from models.diffusion_restorers import de_restorer
 from models.noise_schedules import adm_linear_betas, alphas_cumprod
 from models.registry import load_model
+from models.training.loop_utils import save_model
 from models.training.rice_pairs import Pairs, crop_sizes, load_pairs, sample_pairs, split_pairs
 from models.training.train_de import (
     DESettings,
@@ -18,7 +19,6 @@ from models.training.train_de import (
     de_card,
     de_loss,
     reference_card,
-    save_model,
     train_de,
     train_reference,
 )

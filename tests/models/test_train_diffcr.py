@@ -11,13 +11,12 @@ from models.diffusion_restorers import diffcr_restorer
 from models.noise_schedules import alphas_cumprod, make_betas
 from models.registry import load_model
 from models.training.chips import Chip, split_by_place
-from models.training.loop_utils import read_export
+from models.training.loop_utils import read_export, save_model
 from models.training.train_diffcr import (
     DiffCRSettings,
     condition,
     diffcr_card,
     sample_gammas,
-    save_model,
     train_diffcr,
 )
 
