@@ -1,5 +1,8 @@
 """Scene adaptation (``--adapt N``): read the user's scene, fine-tune the model on it, then run as usual.
 
+DB-CR, DiffCR and DE all adapt, each with its own training objective; DE's reference network stays frozen, as in
+DE's training. RGB scenes (DE's 8-bit imagery) have no s2cloudless: the brightness rule finds their clouds.
+
 Only a bounded window of the scene is read (:data:`MAX_SCENE_SIDE`, centred), so adaptation costs the same on a
 whole Sentinel-2 tile as on a small clip.
 """
@@ -9,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from rasterio.windows import Window
 from torch import nn
 
@@ -17,11 +21,10 @@ from backend.job import Job, algorithm_label
 from backend.raster_io import OpticalSource
 from backend.reporting import Reporter
 from backend.sar import SarSource
-from models.card import ModelCard, save_weights
-from models.training.adapt import AdaptSettings, Scene, adapt_dbcr, clear_fraction
+from models.card import RGB_BANDS, ModelCard, save_weights
+from models.training.adapt import STEPS, AdaptSettings, Scene, adapt_network, clear_fraction
 
 MAX_SCENE_SIDE = 1024
-ADAPTABLE = ("dbcr",)
 
 
 def centre_window(height: int, width: int, side: int = MAX_SCENE_SIDE) -> Window:
@@ -31,9 +34,7 @@ def centre_window(height: int, width: int, side: int = MAX_SCENE_SIDE) -> Window
 
 
 def read_scene(job: Job, card: ModelCard) -> Scene:
-    """The scene's optical and SAR arrays and its s2cloudless cloud probability and mask."""
-    from models.cloudmask import cloud_probability, mask_from_probability
-
+    """The scene's optical and SAR arrays and its cloud probability and mask."""
     label = algorithm_label(card.algorithm)
     with OpticalSource(job.optical, card.optical_bands, card.optical_scale, job.l2a_offset, label, card.name) as source:
         window = centre_window(source.grid.height, source.grid.width)
@@ -43,13 +44,36 @@ def read_scene(job: Job, card: ModelCard) -> Scene:
             with SarSource(job.sar, source.grid, card.sar_bands, card.sar_db_ranges, job.sar_scale, job.sar_bands,
                            label) as radar:
                 sar, _ = radar.read(window)
-    probability = cloud_probability(optical, card.optical_bands)
-    mask = mask_from_probability(probability, job.cloud_threshold)
+    probability, mask = scene_clouds(optical, card, job.cloud_threshold)
     return Scene(optical, sar, probability, mask & valid, valid)
 
 
+def scene_clouds(optical: np.ndarray, card: ModelCard, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Cloud probability and mask: s2cloudless where the bands allow, else the brightness rule for RGB.
+
+    Raises:
+        BadInputError: the model's bands allow neither.
+    """
+    from models.cloudmask import (
+        brightness_cloud_mask,
+        brightness_cloud_probability,
+        cloud_probability,
+        mask_from_probability,
+        supports_s2cloudless,
+    )
+
+    if supports_s2cloudless(card.optical_bands):
+        probability = cloud_probability(optical, card.optical_bands)
+        return probability, mask_from_probability(probability, threshold)
+    if tuple(card.optical_bands[:3]) == RGB_BANDS:
+        rgb = np.nan_to_num(optical[:3])
+        return brightness_cloud_probability(rgb), brightness_cloud_mask(rgb)
+    raise BadInputError(f"Cannot find the clouds of this scene: {card.name}'s bands are neither Sentinel-2's nor RGB")
+
+
 def adapt_to_scene(
-    job: Job, network: nn.Module, card: ModelCard, reporter: Reporter, should_stop: Callable[[], bool]
+    job: Job, network: nn.Module, card: ModelCard, reporter: Reporter, should_stop: Callable[[], bool],
+    reference: nn.Module | None = None,
 ) -> nn.Module:
     """Fine-tune ``network`` on the job's scene for ``job.adapt`` steps; save it if the job asks.
 
@@ -57,8 +81,8 @@ def adapt_to_scene(
         BadInputError: the method cannot adapt yet, or the scene has no clear area to learn from.
         CancelledError: the user cancelled during adaptation.
     """
-    if card.algorithm not in ADAPTABLE:
-        raise BadInputError(f"Scene adaptation is available for DB-CR so far, not {algorithm_label(card.algorithm)}")
+    if card.algorithm not in STEPS:
+        raise BadInputError(f"Scene adaptation is not available for {algorithm_label(card.algorithm)} models")
     scene = read_scene(job, card)
     share = clear_fraction(scene)
     reporter.log("info", f"Adapting {card.name} to the scene: {100 * share:.0f} % clear, {job.adapt} steps")
@@ -70,8 +94,7 @@ def adapt_to_scene(
 
     settings = AdaptSettings(steps=job.adapt, seed=job.seed)
     try:
-        tuned = adapt_dbcr(network, scene, str((card.schedule or {}).get("kind", "linear")), settings, progress,
-                           should_stop)
+        tuned = adapt_network(network, card, scene, settings, reference, progress, should_stop)
     except ValueError as error:
         raise BadInputError(f"Cannot adapt to this scene: {error}; run without adaptation") from error
     if should_stop():

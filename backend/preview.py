@@ -21,8 +21,8 @@ from backend.bands import S2_L1C_BANDS, S2_L2A_BANDS, parse_s2_band
 from backend.errors import BackendError, BadInputError, OutputError
 from backend.protocol import EXIT_OK, EXIT_USER_ERROR
 from backend.raster_io import open_raster
+from models.card import RGB_BANDS
 
-RGB_BANDS = ("B4", "B3", "B2")
 STRETCH_PERCENTILES = (2.0, 98.0)
 GAP_PX = 8
 

@@ -54,7 +54,8 @@ def default_model(algorithm: str) -> str:
     return DEFAULT_MODELS[algorithm]
 
 
-NetworkHook = Callable[[torch.nn.Module, ModelCard], torch.nn.Module]
+# (network, card, DE's reference network or None) -> the network to run: scene adaptation.
+NetworkHook = Callable[[torch.nn.Module, ModelCard, "torch.nn.Module | None"], torch.nn.Module]
 
 
 def load_restorer(job: Job, device: torch.device, adapt: NetworkHook | None = None) -> tuple[Restorer, ModelCard]:
@@ -81,36 +82,47 @@ def load_restorer(job: Job, device: torch.device, adapt: NetworkHook | None = No
             f"Model {card.name} is a {algorithm_label(card.algorithm)} model, not {algorithm_label(job.algorithm)}; "
             f"choose a {algorithm_label(job.algorithm)} model or run {card.algorithm}"
         )
-    if adapt is not None:
-        network = adapt(network, card)
-    tile, _ = job.tiling(card.tile_size)
-    threads = job.threads or default_threads()
-
-    def place(net: torch.nn.Module, net_card: ModelCard, path: Path) -> Network:
-        return place_network(
-            net, net_card, path, runtime=job.runtime, tile=tile, torch_device=device, device=job.device, threads=threads
-        )
-
     nfe = job.nfe or card.default_nfe
     if card.algorithm == "diffcr" and nfe < DIFFCR_MIN_NFE:
         raise BadInputError(
             f"DiffCR needs at least {DIFFCR_MIN_NFE} steps (NFE): its solver ends with a denoising step; "
             f"NFE {nfe} leaves no solver step"
         )
-    reference = None
-    if card.algorithm == "de":
-        reference_net, reference_card, reference_path = load_network(reference_model_name(card, weights))
-        if reference_card.algorithm != "de-reference":
-            raise ModelError(
-                f"DE model {card.name} names {reference_card.name} as its reference network, but that is a "
-                f"{algorithm_label(reference_card.algorithm)} model; import DE's reference network (MemoryNet)"
-            )
-        reference = place(reference_net, reference_card, reference_path)
+    reference_model = load_reference(card, weights)
+    if adapt is not None:
+        network = adapt(network, card, reference_model[0] if reference_model else None)
+    tile, _ = job.tiling(card.tile_size)
+    threads = job.threads or default_threads()
+
+    def place(net: torch.nn.Module, net_card: ModelCard, path: Path | None) -> Network:
+        return place_network(
+            net, net_card, path, runtime=job.runtime, tile=tile, torch_device=device, device=job.device, threads=threads
+        )
+
+    reference = place(*reference_model) if reference_model else None
     try:
-        restore = make_restorer(place(network, card, weights), card, nfe, job.seed, reference)
+        # An adapted network has no file of its own: the ONNX graph must not come from the original's cache.
+        restore = make_restorer(place(network, card, None if adapt else weights), card, nfe, job.seed, reference)
     except ValueError as error:
         raise ModelError(f"Model {card.name} cannot run: {error}") from error
     return restore, card
+
+
+def load_reference(card: ModelCard, weights: Path) -> tuple[torch.nn.Module, ModelCard, Path] | None:
+    """DE's reference network (the one its card names), or None for the other methods.
+
+    Raises:
+        ModelError: the named model cannot be found or is not a DE reference network.
+    """
+    if card.algorithm != "de":
+        return None
+    network, reference_card, path = load_network(reference_model_name(card, weights))
+    if reference_card.algorithm != "de-reference":
+        raise ModelError(
+            f"DE model {card.name} names {reference_card.name} as its reference network, but that is a "
+            f"{algorithm_label(reference_card.algorithm)} model; import DE's reference network (MemoryNet)"
+        )
+    return network, reference_card, path
 
 
 def tensor_device(job: Job) -> torch.device:
@@ -195,10 +207,10 @@ def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str
             open_raster(path, role).close()
     if stop():
         raise CancelledError()
-    def adapt(network: torch.nn.Module, card: ModelCard) -> torch.nn.Module:
+    def adapt(network: torch.nn.Module, card: ModelCard, reference: torch.nn.Module | None) -> torch.nn.Module:
         from backend.adapt import adapt_to_scene
 
-        return adapt_to_scene(job, network, card, reporter, stop)
+        return adapt_to_scene(job, network, card, reporter, stop, reference)
 
     restore, card = load_restorer(job, device, adapt if job.adapt else None)
     check_extra_outputs(job.extra_outputs, card)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,7 @@ def onnx_network(
 def place_network(
     network: nn.Module,
     card: ModelCard,
-    weights: Path,
+    weights: Path | None,
     *,
     runtime: str,
     tile: int,
@@ -133,7 +134,8 @@ def place_network(
     Args:
         network: the loaded network.
         card: its card.
-        weights: its weights file (the ONNX cache key).
+        weights: its weights file (the ONNX cache key); None when the network no longer matches any file
+            (adapted to a scene), so its graph is exported afresh and not cached.
         runtime: ``torch`` or ``onnxruntime``.
         tile: the job's tile size (the exported graph's).
         torch_device: where a torch network goes.
@@ -141,6 +143,9 @@ def place_network(
         threads: ONNX Runtime's intra-op threads.
     """
     if runtime == "onnxruntime":
-        return onnx_network(network, card, onnx_cache_path(weights, tile), tile, device, threads)
+        if weights is not None:
+            return onnx_network(network, card, onnx_cache_path(weights, tile), tile, device, threads)
+        with tempfile.TemporaryDirectory(prefix="cloudremoval-") as folder:  # the session holds the graph in memory
+            return onnx_network(network, card, Path(folder) / "adapted.onnx", tile, device, threads)
     placed: Network = network.to(torch_device).eval()
     return placed

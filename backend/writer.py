@@ -29,10 +29,9 @@ from backend.errors import OutputError
 from backend.protocol import partial_path
 from backend.raster_io import Grid, georeferenced
 from backend.tiling import Tile
+from models.card import RGB_BANDS
 
 MAX_BLOCK = 512
-# Sentinel-2 red, green, blue: outputs whose first bands these are get RGB colour interpretation.
-VISIBLE_RGB = ("B4", "B3", "B2")
 # GeoTIFF tile sides must be multiples of 16.
 BLOCK_MULTIPLE = 16
 
@@ -101,7 +100,7 @@ def open_output(
     try:
         for index, name in enumerate(band_names, start=1):
             dataset.set_band_description(index, name)
-        if tuple(band_names[:3]) == VISIBLE_RGB:
+        if tuple(band_names[:3]) == RGB_BANDS:
             # Red, green, blue first (RGB or RGB + NIR): GIS software shows it in true colour.
             rest = [ColorInterp.undefined] * (len(band_names) - 3)
             dataset.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, *rest]

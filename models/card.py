@@ -22,6 +22,8 @@ CARD_KEY = "model_card"
 S2_L1C_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
 S2_L2A_BANDS = tuple(band for band in S2_L1C_BANDS if band != "B10")
 S1_BANDS = ("VV", "VH")
+# Red, green, blue under their Sentinel-2 names: what RGB models (DE on RICE) and true-colour views use.
+RGB_BANDS = ("B4", "B3", "B2")
 # L2A products have no cirrus band B10 (atmospheric correction consumes it). Networks trained on L1C see this
 # clear-sky value instead: B10 sits in a water-vapour absorption band, so without cirrus it is near zero (the
 # SEN12MS-CR L1C samples have a median of 8-20 DN). The band is dropped again on output.

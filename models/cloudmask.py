@@ -168,6 +168,18 @@ def brightness_cloud_mask(
     return np.asarray(bright & white)
 
 
+def brightness_cloud_probability(rgb: np.ndarray) -> np.ndarray:
+    """A soft version of :func:`brightness_cloud_mask` (0-1, 0.5 at its threshold): cloud shapes for adaptation.
+
+    Args:
+        rgb: (3, H, W) red, green, blue scaled 0-1.
+    """
+    brightness = rgb.mean(axis=0)
+    white = (rgb.max(axis=0) - rgb.min(axis=0)) < WHITENESS_SPREAD
+    soft = np.clip((brightness - BRIGHTNESS_THRESHOLD) / 0.3 + 0.5, 0.0, 1.0)
+    return np.asarray(soft * white, dtype=np.float32)
+
+
 def cloud_fraction(mask: np.ndarray) -> float:
     """Fraction of cloudy pixels in a mask, 0-1."""
     return float(np.count_nonzero(mask)) / mask.size if mask.size else 0.0

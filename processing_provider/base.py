@@ -82,8 +82,6 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
     OPTICAL_DESCRIPTION = "Cloudy Sentinel-2 image (all bands, as delivered)"
     OPTICAL_ROLE = "Sentinel-2"
     ICON = ""
-    # Whether the backend can fine-tune this method on the scene first (the ADAPT parameter).
-    ADAPTS_TO_SCENE = False
 
     def group(self) -> str:
         """Return the toolbox group."""
@@ -171,12 +169,11 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
                 0.99,
             )
         )
-        if self.ADAPTS_TO_SCENE:
-            self._add_advanced(
-                QgsProcessingParameterNumber(
-                    self.ADAPT, "Learn from this scene first: fine-tuning steps (0 = off)", INTEGER, 0, False, 0, 5000
-                )
+        self._add_advanced(
+            QgsProcessingParameterNumber(
+                self.ADAPT, "Learn from this scene first: fine-tuning steps (0 = off)", INTEGER, 0, False, 0, 5000
             )
+        )
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.OUTPUT_DESCRIPTION))
         for key, description in ((self.CLOUD_MASK, "Cloud mask"), (self.CHANGE, "Change (where the model worked)")):
             self.addParameter(QgsProcessingParameterRasterDestination(key, description, None, True, False))
@@ -270,7 +267,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
             arguments += ["--cloud-threshold", f"{threshold:g}"]
         if extras:
             arguments += ["--extra-outputs", ",".join(extras)]
-        adapt = self.parameterAsInt(parameters, self.ADAPT, context) if self.ADAPTS_TO_SCENE else 0
+        adapt = self.parameterAsInt(parameters, self.ADAPT, context)
         if adapt > 0:
             arguments += ["--adapt", str(adapt)]
         return [*arguments, "--output", str(output), "--events"]

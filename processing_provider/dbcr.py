@@ -41,7 +41,6 @@ class DbcrAlgorithm(CloudRemovalAlgorithm):
     DEFAULT_MODEL = "dbcr-lite"
     DEFAULT_NFE = 1
     ICON = "dbcr.svg"
-    ADAPTS_TO_SCENE = True
 
     def name(self) -> str:
         """Return the algorithm id within the provider (``cloudremoval:dbcr``)."""

@@ -31,6 +31,10 @@ ADVANCED = (
     "<li>Advanced: the device (GPU when available), the runtime (PyTorch, or ONNX Runtime), the tile size (0 uses "
     "the model's) and the overlap in pixels between tiles, blended so that no seams show. A smaller tile needs less "
     "memory; the defaults come from the <i>Cloud removal</i> panel.</li>"
+    "<li><b>Learn from this scene first</b> (advanced, 0 = off): fine-tunes the model for this many steps on the "
+    "scene's own clear areas, under clouds copied from the scene's own cloudy areas, before the run. It fits the "
+    "model to this sensor, season and ground; 50 to 100 steps take a few minutes on a CPU. Needs some clear area "
+    "(at least a 96 x 96 pixel window).</li>"
 )
 
 BACKEND = (

@@ -1,8 +1,10 @@
-"""Learn from the user's own scene: fine-tune a DB-CR network on the scene's clear areas before running it.
+"""Learn from the user's own scene: fine-tune a DB-CR, DiffCR or DE network on the scene before running it.
 
-s2cloudless splits the scene into clear and cloudy pixels. Clouds are pasted over clear crops with shapes taken
-from the scene's own cloud-probability map (elsewhere in the scene) and spectra from its own cloudy pixels, so the
-network practises on exactly this scene's surfaces, sensor state and cloud type; the scene's S1 comes along.
+s2cloudless (or, for RGB images, a brightness rule) splits the scene into clear and cloudy pixels. Clouds are
+pasted over clear crops with shapes taken from the scene's own cloud-probability map (elsewhere in the scene) and
+spectra from its own cloudy pixels, so the network practises on exactly this scene's surfaces, sensor state and
+cloud type; the scene's S1 comes along. Each method fine-tunes with its own training objective (the trainers'
+step functions), so the adapted network is still the network its sampler expects.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from models.schedules import BRIDGE_TIMESTEPS, bridge_schedule
-from models.training.train_dbcr import training_step
+from models.card import ModelCard
 
 # A crop counts as clear when at most this share of it is cloud in the scene's mask.
 MAX_CLOUD_IN_CLEAR_CROP = 0.02
@@ -80,12 +81,15 @@ def clear_crop_origins(scene: Scene, crop: int, limit: int = 400, stride: int = 
 
 
 def cloud_spectra(scene: Scene, limit: int = 2000) -> np.ndarray:
-    """(K, C) spectra of the scene's brightest cloudy pixels, or the generic cloud when it has too few."""
+    """(K, C) spectra of the scene's brightest cloudy pixels, or a generic cloud when it has too few."""
     cloudy = scene.mask & scene.valid & (scene.probability > 0.6)
-    if cloudy.sum() < MIN_CLOUD_PIXELS or scene.optical.shape[0] != len(GENERIC_CLOUD):
-        return GENERIC_CLOUD[None] if scene.optical.shape[0] == len(GENERIC_CLOUD) else scene.optical.max((1, 2))[None]
-    pixels = scene.optical[:, cloudy].T
-    return pixels[np.random.default_rng(0).permutation(len(pixels))[:limit]]
+    if cloudy.sum() >= MIN_CLOUD_PIXELS:
+        pixels = scene.optical[:, cloudy].T
+        return pixels[np.random.default_rng(0).permutation(len(pixels))[:limit]]
+    if scene.optical.shape[0] == len(GENERIC_CLOUD):
+        return GENERIC_CLOUD[None]
+    # Other sensors (8-bit RGB): the scene's own brightest values stand in for a thick cloud's.
+    return np.nanpercentile(scene.optical, 99.5, axis=(1, 2))[None].astype(np.float32)
 
 
 def cloud_shape(scene: Scene, crop: int, rng: random.Random) -> np.ndarray:
@@ -120,28 +124,98 @@ def scene_batch(scene: Scene, origins: list[tuple[int, int]], spectra: np.ndarra
     return as_tensor(clear), as_tensor(cloudy).clamp(0, 1), as_tensor(sar)
 
 
-def adapt_dbcr(network: nn.Module, scene: Scene, schedule: str, settings: AdaptSettings,
-               progress: Callable[[int, int], None] | None = None,
-               should_stop: Callable[[], bool] | None = None) -> nn.Module:
-    """Fine-tune a copy of ``network`` on the scene; the original is left untouched.
+# (clear, cloudy, sar) -> loss: one optimiser step of a method's own training objective.
+Step = Callable[[Tensor, Tensor, Tensor], float]
+
+
+def dbcr_step(network: nn.Module, card: ModelCard, optimizer: torch.optim.Optimizer, settings: AdaptSettings,
+              rng: random.Random, reference: nn.Module | None) -> Step:
+    """DB-CR's bridge step (``train_dbcr.training_step``) on the card's schedule."""
+    from models.schedules import BRIDGE_TIMESTEPS, bridge_schedule
+    from models.training.train_dbcr import training_step
+
+    alphas = bridge_schedule(str((card.schedule or {}).get("kind", "linear")), BRIDGE_TIMESTEPS).float()
+    return lambda clear, cloudy, sar: training_step(
+        network, optimizer, alphas, clear, cloudy, sar, settings.t_end_share, rng
+    )
+
+
+def diffcr_step(network: nn.Module, card: ModelCard, optimizer: torch.optim.Optimizer, settings: AdaptSettings,
+                rng: random.Random, reference: nn.Module | None) -> Step:
+    """DiffCR's x0-prediction step (``train_diffcr.training_step``) on the card's noise schedule."""
+    from models.diffcr import DiffCRNet
+    from models.training.train_diffcr import training_step
+
+    assert isinstance(network, DiffCRNet)
+    gammas = card_alphas(card).float()
+    return lambda clear, cloudy, sar: training_step(network, optimizer, gammas, clear, cloudy, sar)
+
+
+def de_step(network: nn.Module, card: ModelCard, optimizer: torch.optim.Optimizer, settings: AdaptSettings,
+            rng: random.Random, reference: nn.Module | None) -> Step:
+    """DE's official loss (``train_de.de_loss``) over its frozen reference network."""
+    from models.de import DENet
+    from models.training.train_de import de_loss
+
+    if reference is None:
+        raise ValueError("DE adapts over its reference network, which was not given")
+    assert isinstance(network, DENet)
+    frozen = reference.eval().requires_grad_(False)
+    alphas = card_alphas(card)
+
+    def step(clear: Tensor, cloudy: Tensor, sar: Tensor) -> float:
+        loss = de_loss(network, frozen, alphas, cloudy, clear)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+def card_alphas(card: ModelCard) -> Tensor:
+    """ᾱ of the noise schedule the card's diffusion model was trained on (float64)."""
+    from models.noise_schedules import alphas_cumprod, make_betas
+
+    schedule = card.schedule or {}
+    return alphas_cumprod(make_betas(str(schedule.get("name", "linear")), int(schedule.get("n_timestep", 1000))))
+
+
+STEPS: dict[str, Callable[..., Step]] = {"dbcr": dbcr_step, "diffcr": diffcr_step, "de": de_step}
+
+
+def adapt_network(network: nn.Module, card: ModelCard, scene: Scene, settings: AdaptSettings,
+                  reference: nn.Module | None = None, progress: Callable[[int, int], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> nn.Module:
+    """Fine-tune a copy of ``network`` on the scene with its method's own training step; the original is kept.
+
+    Args:
+        network: a DB-CR, DiffCR or DE network (torch, on the CPU).
+        card: its model card (algorithm and schedule).
+        scene: the scene to learn from.
+        settings: the fine-tuning recipe.
+        reference: DE only: the reference network, kept frozen as in DE's training.
+        progress: called with (steps done, steps) after each step.
+        should_stop: polled before each step; True ends the fine-tuning early.
 
     Raises:
-        ValueError: the scene has no clear window of the crop size to learn from.
+        ValueError: the method cannot adapt, or the scene has no clear window of the crop size to learn from.
     """
+    if card.algorithm not in STEPS:
+        raise ValueError(f"{card.algorithm} models cannot be fine-tuned on a scene")
     origins = clear_crop_origins(scene, settings.crop)
     if not origins:
         raise ValueError(f"the scene has no clear {settings.crop} x {settings.crop} px area to learn from")
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
     spectra = cloud_spectra(scene)
-    alphas = bridge_schedule(schedule, BRIDGE_TIMESTEPS).float()
     tuned = copy.deepcopy(network).train()
     optimizer = torch.optim.Adam(tuned.parameters(), lr=settings.lr)
-    for step in range(settings.steps):
+    step = STEPS[card.algorithm](tuned, card, optimizer, settings, rng, reference)
+    for done in range(settings.steps):
         if should_stop is not None and should_stop():
             break
-        clear, cloudy, sar = scene_batch(scene, origins, spectra, settings, rng)
-        training_step(tuned, optimizer, alphas, clear, cloudy, sar, settings.t_end_share, rng)
+        step(*scene_batch(scene, origins, spectra, settings, rng))
         if progress is not None:
-            progress(step + 1, settings.steps)
+            progress(done + 1, settings.steps)
     return tuned.eval()

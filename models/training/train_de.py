@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.card import ModelCard
+from models.card import RGB_BANDS, ModelCard
 from models.de import W_MIN, DEConfig, DENet
 from models.de_reference import DEReferenceConfig, DEReferenceNet
 from models.diffusion_restorers import de_restorer
@@ -28,7 +28,6 @@ from models.noise_schedules import alphas_cumprod, make_betas
 from models.training.loop_utils import Log, mean_psnr, new_state, run_loop
 from models.training.rice_pairs import HOLD_OUT_EVERY, Pairs, center_crops, crop_sizes, sample_pairs
 
-RGB = ("B4", "B3", "B2")
 DATA = "RICE2 (Lin et al. 2019: Landsat 8 RGB, 8-bit, 256²), every {every}th pair in id order held out for validation"
 
 
@@ -89,7 +88,7 @@ def reference_card(
         name=name,
         algorithm="de-reference",
         config=asdict(config),
-        optical_bands=RGB,
+        optical_bands=RGB_BANDS,
         sar_bands=(),
         optical_scale=255.0,
         tile_size=256,
@@ -116,7 +115,7 @@ def de_card(
         name=name,
         algorithm="de",
         config=asdict(config),
-        optical_bands=RGB,
+        optical_bands=RGB_BANDS,
         sar_bands=(),
         optical_scale=255.0,
         tile_size=256,

@@ -32,10 +32,37 @@ def test_adapted_run_writes_output_and_keeps_the_adapted_model(tmp_path, tiny_mo
     assert card.name == "adapted" and card.training["adapted_to_scene"]["steps"] == 2
 
 
-def test_adaptation_of_a_method_that_cannot_adapt_is_a_sentence(tmp_path, tiny_models, capsys, kit):
-    rgb = kit.write_raster(tmp_path / "rgb.tif", (kit.s2_dn(3) // 20).astype("uint8"), crs=None)
-    job = Job(algorithm="de", optical=rgb, model=tiny_models["tiny-de"], output=str(tmp_path / "out.tif"),
+def _rgb_scene(kit, path):
+    """A 128 px 8-bit RGB image, its top rows bright white cloud: the brightness rule's input."""
+    rgb = (kit.s2_dn(3, 128, 128) // 40).astype("uint8")
+    rgb[:, :24] = 240
+    return kit.write_raster(path, rgb, crs=None)
+
+
+def test_de_adapts_over_its_frozen_reference_on_an_rgb_image(tmp_path, tiny_models, capsys, kit):
+    kept = tmp_path / "de-adapted.safetensors"
+    job = Job(algorithm="de", optical=_rgb_scene(kit, tmp_path / "rgb.tif"), model=tiny_models["tiny-de"],
+              output=str(tmp_path / "out.tif"), device="cpu", threads=1, tile_size=64, nfe=2, adapt=2,
+              save_adapted=str(kept))
+    assert execute(job, Reporter(events=True)) == 0
+    events = _events(capsys)
+    assert [e.get("done") for e in events if e.kind == "progress" and e.get("phase") == "adapt"] == [1, 2]
+    assert read_card(kept).algorithm == "de"
+
+
+def test_diffcr_adapts_and_runs(tmp_path, tiny_models, capsys):
+    job = Job(algorithm="diffcr", optical=OPTICAL, sar=SAR, model=tiny_models["tiny-diffcr"],
+              output=str(tmp_path / "out.tif"), device="cpu", threads=1, tile_size=64, nfe=3, adapt=1)
+    assert execute(job, Reporter(events=True)) == 0
+    with rasterio.open(job.output) as out:
+        assert out.count == 13
+
+
+def test_a_scene_too_cloudy_to_learn_from_is_a_sentence(tmp_path, tiny_models, capsys, kit):
+    white = kit.write_raster(tmp_path / "white.tif", (kit.s2_dn(3, 64, 64) * 0 + 240).astype("uint8"), crs=None)
+    job = Job(algorithm="de", optical=white, model=tiny_models["tiny-de"], output=str(tmp_path / "out.tif"),
               device="cpu", threads=1, adapt=2)
     assert execute(job, Reporter(events=True)) == 2
     error = _events(capsys)[-1]
-    assert error.kind == "error" and "adaptation" in error.get("message").lower()
+    assert error.kind == "error" and "adapt" in error.get("message").lower()
+    assert not Path(job.output).exists()

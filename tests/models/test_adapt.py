@@ -4,12 +4,15 @@ import numpy as np
 import pytest
 import torch
 
+from models.card import ModelCard
+from models.cloudmask import brightness_cloud_mask, brightness_cloud_probability
 from models.dbcr import DBCRConfig, DBCRNet
+from models.diffcr import DiffCRConfig, DiffCRNet
 from models.training.adapt import (
     GENERIC_CLOUD,
     AdaptSettings,
     Scene,
-    adapt_dbcr,
+    adapt_network,
     clear_crop_origins,
     clear_fraction,
     cloud_shape,
@@ -17,6 +20,7 @@ from models.training.adapt import (
 )
 
 TINY = DBCRConfig(widths=(8, 16), enc_blocks=(1, 1), dec_blocks=(1, 1), heads=(1, 2))
+CARD = ModelCard(name="tiny", algorithm="dbcr", config=TINY.to_dict(), schedule={"kind": "linear"})
 
 
 def _scene(cloudy_rows=40, size=96):
@@ -50,8 +54,8 @@ def test_adaptation_tunes_a_copy_and_leaves_the_original():
     network = DBCRNet(TINY)
     before = {k: v.clone() for k, v in network.state_dict().items()}
     steps = []
-    tuned = adapt_dbcr(network, _scene(), "linear", AdaptSettings(steps=2, batch=2, crop=32),
-                       progress=lambda d, t: steps.append(d))
+    tuned = adapt_network(network, CARD, _scene(), AdaptSettings(steps=2, batch=2, crop=32),
+                          progress=lambda d, t: steps.append(d))
     assert steps == [1, 2] and not tuned.training
     assert all(torch.equal(before[k], v) for k, v in network.state_dict().items())
     assert any(not torch.equal(before[k], v) for k, v in tuned.state_dict().items())
@@ -59,4 +63,33 @@ def test_adaptation_tunes_a_copy_and_leaves_the_original():
 
 def test_a_scene_without_clear_area_is_refused():
     with pytest.raises(ValueError, match="no clear"):
-        adapt_dbcr(DBCRNet(TINY), _scene(cloudy_rows=96), "linear", AdaptSettings(steps=1, crop=32))
+        adapt_network(DBCRNet(TINY), CARD, _scene(cloudy_rows=96), AdaptSettings(steps=1, crop=32))
+
+
+def test_diffcr_adapts_with_its_own_objective():
+    config = DiffCRConfig(bands=13, dates=1, sar_bands=2, width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), emb_dim=16,
+                          time_dim=32)
+    card = ModelCard(name="d", algorithm="diffcr", config={}, schedule={"name": "sigmoid", "n_timestep": 1000})
+    network = DiffCRNet(config)
+    tuned = adapt_network(network, card, _scene(), AdaptSettings(steps=1, batch=2, crop=32))
+    assert any(not torch.equal(a, b) for a, b in zip(network.state_dict().values(), tuned.state_dict().values()))
+
+
+def test_de_needs_its_reference_to_adapt():
+    card = ModelCard(name="d", algorithm="de", config={}, schedule={"name": "adm-linear", "n_timestep": 1000})
+    with pytest.raises(ValueError, match="reference"):
+        adapt_network(torch.nn.Conv2d(3, 3, 1), card, _scene(), AdaptSettings(steps=1, crop=32))
+
+
+def test_rgb_scenes_without_clouds_of_their_own_use_their_brightest_values():
+    scene = _scene(cloudy_rows=0)
+    rgb = Scene(scene.optical[:3], None, scene.probability, scene.mask, scene.valid)
+    spectra = cloud_spectra(rgb)
+    assert spectra.shape == (1, 3) and np.all(spectra >= np.percentile(rgb.optical, 99, axis=(1, 2)))
+
+
+def test_the_soft_brightness_probability_matches_the_mask_at_one_half():
+    rgb = np.random.default_rng(0).random((3, 32, 32), np.float32)
+    rgb[:, :8] = 0.9
+    probability = brightness_cloud_probability(rgb)
+    assert np.array_equal(probability > 0.5, brightness_cloud_mask(rgb))

@@ -127,11 +127,14 @@ def test_a_missing_backend_is_refused_before_running(
     assert "Set up backend…" in message
 
 
-def test_adapt_is_passed_to_the_backend_for_dbcr_only(provider: Any, record: Path, tmp_path: Path) -> None:
+def test_adapt_is_passed_to_the_backend(provider: Any, record: Path, tmp_path: Path) -> None:
     parameters = {"OPTICAL": str(SAMPLE_S2), "SAR": str(SAMPLE_S1), "ADAPT": 25, "OUTPUT": str(tmp_path / "o.tif")}
     _, ok, feedback = run("cloudremoval:dbcr", parameters)
     assert ok, feedback.errors
     arguments = backend_arguments(record)
     assert arguments[arguments.index("--adapt") + 1] == "25"
-    de = QgsApplication.processingRegistry().algorithmById("cloudremoval:de")
-    assert de.parameterDefinition("ADAPT") is None
+    from cloud_removal.processing_provider.compat import FLAG_ADVANCED
+
+    for method in ("diffcr", "de"):  # every method adapts
+        algorithm = QgsApplication.processingRegistry().algorithmById(f"cloudremoval:{method}")
+        assert algorithm.parameterDefinition("ADAPT").flags() & FLAG_ADVANCED

@@ -27,11 +27,12 @@ SHARED = {
     "OVERLAP": QgsProcessingParameterNumber,
     "KEEP_CLEAR": QgsProcessingParameterBoolean,
     "CLOUD_THRESHOLD": QgsProcessingParameterNumber,
+    "ADAPT": QgsProcessingParameterNumber,
     "OUTPUT": QgsProcessingParameterRasterDestination,
     "CLOUD_MASK": QgsProcessingParameterRasterDestination,
     "CHANGE": QgsProcessingParameterRasterDestination,
 }
-ADVANCED = {"DEVICE", "RUNTIME", "TILE_SIZE", "OVERLAP", "KEEP_CLEAR", "CLOUD_THRESHOLD"}
+ADVANCED = {"DEVICE", "RUNTIME", "TILE_SIZE", "OVERLAP", "KEEP_CLEAR", "CLOUD_THRESHOLD", "ADAPT"}
 
 
 def definitions(algorithm_id: str) -> dict[str, Any]:
@@ -74,16 +75,14 @@ def test_removal_parameters(
     assert citation in help_text
     assert "invented detail" in help_text and "smoother" in help_text  # the NFE trade-off
     parameters = definitions(algorithm_id)
-    adapts = algorithm_id == "cloudremoval:dbcr"  # scene adaptation: DB-CR only so far
-    scene = {"ADAPT": QgsProcessingParameterNumber} if adapts else {}
-    assert {key: type(value) for key, value in parameters.items()} == {**inputs, **SHARED, **scene}
+    assert {key: type(value) for key, value in parameters.items()} == {**inputs, **SHARED}
     assert (parameters["NFE"].defaultValue(), parameters["NFE"].minimum(), parameters["NFE"].maximum()) == (nfe, 1, 50)
     assert parameters["MODEL"].defaultValue() == model
     assert parameters["OVERLAP"].flags() & FLAG_OPTIONAL  # empty: the backend's quarter tile
     assert parameters["DEVICE"].options() == ["Automatic (GPU when available)", "CPU", "GPU (CUDA)"]
     assert parameters["RUNTIME"].options() == ["PyTorch", "ONNX Runtime"]
     assert parameters["CLOUD_THRESHOLD"].defaultValue() == pytest.approx(0.4)
-    assert {key for key, value in parameters.items() if value.flags() & FLAG_ADVANCED} == ADVANCED | set(scene)
+    assert {key for key, value in parameters.items() if value.flags() & FLAG_ADVANCED} == ADVANCED
     assert parameters["OUTPUT"].defaultFileExtension() == "tif"
     for extra in ("CLOUD_MASK", "CHANGE"):
         assert parameters[extra].flags() & FLAG_OPTIONAL and not parameters[extra].createByDefault()
