@@ -41,8 +41,9 @@ def read_scene(job: Job, card: ModelCard) -> Scene:
         optical, valid = source.read(window)
         sar = None
         if card.sar_bands and job.sar:
-            with SarSource(job.sar, source.grid, card.sar_bands, card.sar_db_ranges, job.sar_scale, job.sar_bands,
-                           label) as radar:
+            with SarSource(
+                job.sar, source.grid, card.sar_bands, card.sar_db_ranges, job.sar_scale, job.sar_bands, label
+            ) as radar:
                 sar, _ = radar.read(window)
     probability, mask = scene_clouds(optical, card, job.cloud_threshold)
     return Scene(optical, sar, probability, mask & valid, valid)
@@ -72,7 +73,11 @@ def scene_clouds(optical: np.ndarray, card: ModelCard, threshold: float) -> tupl
 
 
 def adapt_to_scene(
-    job: Job, network: nn.Module, card: ModelCard, reporter: Reporter, should_stop: Callable[[], bool],
+    job: Job,
+    network: nn.Module,
+    card: ModelCard,
+    reporter: Reporter,
+    should_stop: Callable[[], bool],
     reference: nn.Module | None = None,
 ) -> nn.Module:
     """Fine-tune ``network`` on the job's scene for ``job.adapt`` steps; save it if the job asks.

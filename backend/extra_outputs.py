@@ -61,12 +61,25 @@ def write_change(job: Job, card: ModelCard) -> str:
     path = extra_output_path(job.output, "change")
     label = "change"
     with (
-        OpticalSource(job.optical, card.optical_bands, card.optical_scale, job.l2a_offset, label, card.name,
-                      explicit_scale=job.optical_scale) as before,
-        OpticalSource(job.output, card.optical_bands, card.optical_scale, job.l2a_offset, label, card.name,
-                      explicit_scale=before.scale) as after,
-        open_output(path, before.grid, ["mean absolute reflectance change"], np.dtype("float32"),
-                    CHANGE_NODATA) as out,
+        OpticalSource(
+            job.optical,
+            card.optical_bands,
+            card.optical_scale,
+            job.l2a_offset,
+            label,
+            card.name,
+            explicit_scale=job.optical_scale,
+        ) as before,
+        OpticalSource(
+            job.output,
+            card.optical_bands,
+            card.optical_scale,
+            job.l2a_offset,
+            label,
+            card.name,
+            explicit_scale=before.scale,
+        ) as after,
+        open_output(path, before.grid, ["mean absolute reflectance change"], np.dtype("float32"), CHANGE_NODATA) as out,
     ):
         restored = [index for index, source in enumerate(before.band_map.model_sources) if source is not None]
         for window in blocks(before.grid.height, before.grid.width, max(block_size(before.grid.width), 512)):

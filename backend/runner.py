@@ -207,6 +207,7 @@ def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str
             open_raster(path, role).close()
     if stop():
         raise CancelledError()
+
     def adapt(network: torch.nn.Module, card: ModelCard, reference: torch.nn.Module | None) -> torch.nn.Module:
         from backend.adapt import adapt_to_scene
 

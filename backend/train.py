@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from collections import Counter
@@ -47,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--init-from", dest="init_from", default=None,
-        help="dbcr only: start from this model's weights (name or .safetensors) instead of a fresh network",
+        help="start from this model's weights (name or .safetensors; same method and config) instead of a fresh "
+        "network: a second stage, or fine-tuning on your own data",
     )  # fmt: skip
     parser.add_argument(
         "--export-only", action="store_true", help="write the weights file from the run's last checkpoint and stop"
@@ -112,24 +114,31 @@ def _dbcr(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: An
         spectra = torch.from_numpy(real_cloud_spectra(args.data_root))
         log(f'{{"train_chips": {len(train_chips)}, "validation_chips": {len(val_chips)}}}')
         started = time.time()
-        initial = _initial_weights(args.init_from, config) if args.init_from else None
+        initial = _initial_weights(args, config)
         network, metrics = train_dbcr(config, settings, train_chips, val_chips, spectra, run_dir, log, initial)
         seconds = time.time() - started
-    card = dbcr_card(name, config, settings, sources, metrics, seconds)
-    if args.init_from:
-        card = card.replace(training={**card.training, "initialised_from": str(args.init_from)})
-    save_model(out, network, card)
+    save_model(out, network, _noted(dbcr_card(name, config, settings, sources, metrics, seconds), args))
     return 0
 
 
-def _initial_weights(name_or_path: str, config: Any) -> dict[str, Any]:
-    """The state dict of an earlier DB-CR model of the same config, to fine-tune from."""
+def _initial_weights(args: argparse.Namespace, config: Any) -> dict[str, Any] | None:
+    """The state dict of ``--init-from``: an earlier model of the same method and config, to go on from."""
     from models.registry import load_model
 
-    network, card = load_model(name_or_path)
-    if card.algorithm != "dbcr" or type(config).from_dict(card.config) != config:
-        raise FileNotFoundError(f"{name_or_path} is not a DB-CR model of the {config} config")
+    if not args.init_from:
+        return None
+    network, card = load_model(args.init_from)
+    same_config = json.loads(json.dumps(dataclasses.asdict(config))) == json.loads(json.dumps(card.config))
+    if card.algorithm != args.algorithm or not same_config:
+        raise FileNotFoundError(f"{args.init_from} is not a {args.algorithm} model of the {args.config} config")
     return dict(network.state_dict())
+
+
+def _noted(card: Any, args: argparse.Namespace) -> Any:
+    """The card, saying which model training started from (``--init-from``)."""
+    if not args.init_from:
+        return card
+    return card.replace(training={**card.training, "initialised_from": str(args.init_from)})
 
 
 def _diffcr(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: Any) -> int:
@@ -155,8 +164,10 @@ def _diffcr(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: 
     else:
         spectra = torch.from_numpy(real_cloud_spectra(args.data_root))
         log(f'{{"train_chips": {len(train_chips)}, "validation_chips": {len(val_chips)}}}')
-        network, metrics, seconds = train_diffcr(config, settings, train_chips, val_chips, spectra, run_dir, log)
-    save_model(out, network, diffcr_card(name, config, settings, sources, metrics, seconds))
+        network, metrics, seconds = train_diffcr(
+            config, settings, train_chips, val_chips, spectra, run_dir, log, _initial_weights(args, config)
+        )
+    save_model(out, network, _noted(diffcr_card(name, config, settings, sources, metrics, seconds), args))
     return 0
 
 
@@ -182,8 +193,10 @@ def _de_reference(args: argparse.Namespace, name: str, out: Path, run_dir: Path,
         network.load_state_dict(saved.ema)
         metrics, seconds, settings = saved.metrics, saved.seconds, dataclasses.replace(settings, steps=saved.step)
     else:
-        network, metrics, seconds = train_reference(config, settings, train, validation, run_dir, log)
-    save_model(out, network, reference_card(name, config, settings, len(train), metrics, seconds))
+        network, metrics, seconds = train_reference(
+            config, settings, train, validation, run_dir, log, _initial_weights(args, config)
+        )
+    save_model(out, network, _noted(reference_card(name, config, settings, len(train), metrics, seconds), args))
     return 0
 
 
@@ -212,7 +225,8 @@ def _de(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: Any)
         metrics, seconds, settings = saved.metrics, saved.seconds, dataclasses.replace(settings, steps=saved.step)
     else:
         network, metrics, seconds = train_de(
-            config, settings, reference, reference_name, train, validation, run_dir, log
+            config, settings, reference, reference_name, train, validation, run_dir, log, _initial_weights(args, config)
         )
-    save_model(out, network, de_card(name, config, settings, reference_name, len(train), metrics, seconds))
+    card = de_card(name, config, settings, reference_name, len(train), metrics, seconds)
+    save_model(out, network, _noted(card, args))
     return 0

@@ -82,9 +82,7 @@ class DBCRNet(nn.Module):
         self.ups = nn.ModuleList(
             nn.Sequential(nn.Conv2d(2 * w, 4 * w, 1, bias=False), nn.PixelShuffle(2)) for w in reversed(widths)
         )
-        self.decoders = nn.ModuleList(
-            BlockStack(w, n, tdim) for w, n in zip(reversed(widths), config.dec_blocks)
-        )
+        self.decoders = nn.ModuleList(BlockStack(w, n, tdim) for w, n in zip(reversed(widths), config.dec_blocks))
         self.ending = nn.Conv2d(widths[0], config.optical_channels, 3, padding=1)
         # With the zero-initialised block scales, a zero ending makes a fresh network the identity: training
         # starts from "return the cloudy image" (already right on clear ground) instead of from noise.

@@ -106,8 +106,9 @@ def cloud_shape(scene: Scene, crop: int, rng: random.Random) -> np.ndarray:
     return np.clip(1.5 - np.hypot(yy - cy, xx - cx) / radius, 0, 1).astype(np.float32)
 
 
-def scene_batch(scene: Scene, origins: list[tuple[int, int]], spectra: np.ndarray, settings: AdaptSettings,
-                rng: random.Random) -> tuple[Tensor, Tensor, Tensor]:
+def scene_batch(
+    scene: Scene, origins: list[tuple[int, int]], spectra: np.ndarray, settings: AdaptSettings, rng: random.Random
+) -> tuple[Tensor, Tensor, Tensor]:
     """Clear crops of the scene, the same crops under the scene's own clouds, and their SAR."""
     clear, cloudy, sar = [], [], []
     for _ in range(settings.batch):
@@ -128,8 +129,14 @@ def scene_batch(scene: Scene, origins: list[tuple[int, int]], spectra: np.ndarra
 Step = Callable[[Tensor, Tensor, Tensor], float]
 
 
-def dbcr_step(network: nn.Module, card: ModelCard, optimizer: torch.optim.Optimizer, settings: AdaptSettings,
-              rng: random.Random, reference: nn.Module | None) -> Step:
+def dbcr_step(
+    network: nn.Module,
+    card: ModelCard,
+    optimizer: torch.optim.Optimizer,
+    settings: AdaptSettings,
+    rng: random.Random,
+    reference: nn.Module | None,
+) -> Step:
     """DB-CR's bridge step (``train_dbcr.training_step``) on the card's schedule."""
     from models.schedules import BRIDGE_TIMESTEPS, bridge_schedule
     from models.training.train_dbcr import training_step
@@ -140,8 +147,14 @@ def dbcr_step(network: nn.Module, card: ModelCard, optimizer: torch.optim.Optimi
     )
 
 
-def diffcr_step(network: nn.Module, card: ModelCard, optimizer: torch.optim.Optimizer, settings: AdaptSettings,
-                rng: random.Random, reference: nn.Module | None) -> Step:
+def diffcr_step(
+    network: nn.Module,
+    card: ModelCard,
+    optimizer: torch.optim.Optimizer,
+    settings: AdaptSettings,
+    rng: random.Random,
+    reference: nn.Module | None,
+) -> Step:
     """DiffCR's x0-prediction step (``train_diffcr.training_step``) on the card's noise schedule."""
     from models.diffcr import DiffCRNet
     from models.training.train_diffcr import training_step
@@ -151,8 +164,14 @@ def diffcr_step(network: nn.Module, card: ModelCard, optimizer: torch.optim.Opti
     return lambda clear, cloudy, sar: training_step(network, optimizer, gammas, clear, cloudy, sar)
 
 
-def de_step(network: nn.Module, card: ModelCard, optimizer: torch.optim.Optimizer, settings: AdaptSettings,
-            rng: random.Random, reference: nn.Module | None) -> Step:
+def de_step(
+    network: nn.Module,
+    card: ModelCard,
+    optimizer: torch.optim.Optimizer,
+    settings: AdaptSettings,
+    rng: random.Random,
+    reference: nn.Module | None,
+) -> Step:
     """DE's official loss (``train_de.de_loss``) over its frozen reference network."""
     from models.de import DENet
     from models.training.train_de import de_loss
@@ -184,9 +203,15 @@ def card_alphas(card: ModelCard) -> Tensor:
 STEPS: dict[str, Callable[..., Step]] = {"dbcr": dbcr_step, "diffcr": diffcr_step, "de": de_step}
 
 
-def adapt_network(network: nn.Module, card: ModelCard, scene: Scene, settings: AdaptSettings,
-                  reference: nn.Module | None = None, progress: Callable[[int, int], None] | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> nn.Module:
+def adapt_network(
+    network: nn.Module,
+    card: ModelCard,
+    scene: Scene,
+    settings: AdaptSettings,
+    reference: nn.Module | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> nn.Module:
     """Fine-tune a copy of ``network`` on the scene with its method's own training step; the original is kept.
 
     Args:

@@ -46,6 +46,7 @@ def read_stack(path: Path, band_order: tuple[str, ...] = S2_L1C_BANDS) -> np.nda
 
 def read_band_files(folder: Path, pattern: str) -> np.ndarray:
     """Per-band files (``pattern`` formatted with the band name, e.g. ``B02``) -> (13, H, W) at the 10 m size."""
+
     def band_path(band: str) -> Path:
         return folder / pattern.format(band=band if band == "B8A" else f"B{int(band[1:]):02d}")
 

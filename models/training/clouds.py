@@ -19,13 +19,25 @@ CLOUD_BLUE_THRESHOLD = 0.25
 CloudKind = dict[str, float | tuple[float, float]]
 
 THICK: CloudKind = {
-    "min_lvl": 0.0, "max_lvl": 1.0, "clear_threshold": (0.0, 0.2), "locality_degree": (1, 3), "decay_factor": 1.0
+    "min_lvl": 0.0,
+    "max_lvl": 1.0,
+    "clear_threshold": (0.0, 0.2),
+    "locality_degree": (1, 3),
+    "decay_factor": 1.0,
 }
 THIN: CloudKind = {
-    "min_lvl": (0.0, 0.05), "max_lvl": (0.3, 0.7), "clear_threshold": 0.0, "locality_degree": 1, "decay_factor": 1.0
+    "min_lvl": (0.0, 0.05),
+    "max_lvl": (0.3, 0.7),
+    "clear_threshold": 0.0,
+    "locality_degree": 1,
+    "decay_factor": 1.0,
 }
 PATCHY: CloudKind = {
-    "min_lvl": 0.0, "max_lvl": 1.0, "clear_threshold": (0.1, 0.4), "locality_degree": (2, 4), "decay_factor": 1.0
+    "min_lvl": 0.0,
+    "max_lvl": 1.0,
+    "clear_threshold": (0.1, 0.4),
+    "locality_degree": (2, 4),
+    "decay_factor": 1.0,
 }
 # Thin veils are drawn rarely: to a small network they look like a hazy but clear scene, and it learns to darken
 # whole scenes; the thick kinds teach it what to replace.

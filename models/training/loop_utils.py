@@ -144,8 +144,15 @@ class TrainState:
     rng: random.Random
 
 
-def new_state(network: nn.Module, lr: float, steps: int, seed: int) -> TrainState:
-    """Adam with a one-cycle learning rate (5 % warm-up), an EMA copy and a seeded ``random.Random``."""
+def new_state(
+    network: nn.Module, lr: float, steps: int, seed: int, initial: dict[str, Tensor] | None = None
+) -> TrainState:
+    """Adam with a one-cycle learning rate (5 % warm-up), an EMA copy and a seeded ``random.Random``.
+
+    ``initial`` (a state dict) starts the network from an earlier model's weights rather than from scratch.
+    """
+    if initial is not None:
+        network.load_state_dict(initial)
     optimizer = torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=lr)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=max(steps, 1), pct_start=0.05)
     ema = copy.deepcopy(network).requires_grad_(False)

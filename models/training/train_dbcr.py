@@ -28,8 +28,18 @@ from models.training.clouds import simulate_clouds
 from models.training.loop_utils import Log, checkpoint, last_validation, psnr, resume, save_model, update_ema
 
 __all__ = [
-    "TrainSettings", "checkpoint", "dbcr_card", "evaluate", "last_validation", "load_checkpoint_ema",
-    "make_validation", "psnr", "resume", "save_model", "train_dbcr", "training_step",
+    "TrainSettings",
+    "checkpoint",
+    "dbcr_card",
+    "evaluate",
+    "last_validation",
+    "load_checkpoint_ema",
+    "make_validation",
+    "psnr",
+    "resume",
+    "save_model",
+    "train_dbcr",
+    "training_step",
 ]
 
 
@@ -68,8 +78,14 @@ def evaluate(network: DBCRNet, alphas: Tensor, validation: dict[str, Tensor]) ->
 
 
 def training_step(
-    network: nn.Module, optimizer: torch.optim.Optimizer, alphas: Tensor, clear: Tensor, cloudy: Tensor, sar: Tensor,
-    t_end_share: float, rng: random.Random,
+    network: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    alphas: Tensor,
+    clear: Tensor,
+    cloudy: Tensor,
+    sar: Tensor,
+    t_end_share: float,
+    rng: random.Random,
 ) -> float:
     """One MAE step on the bridge at random timesteps, ``t_end_share`` of them at t = T (where NFE 1 starts)."""
     timesteps = len(alphas) - 1
@@ -85,8 +101,14 @@ def training_step(
 
 
 def train_dbcr(
-    config: DBCRConfig, settings: TrainSettings, train_chips: list[Chip], val_chips: list[Chip], spectra: Tensor,
-    run_dir: Path, log: Log = print, initial: dict[str, Tensor] | None = None,
+    config: DBCRConfig,
+    settings: TrainSettings,
+    train_chips: list[Chip],
+    val_chips: list[Chip],
+    spectra: Tensor,
+    run_dir: Path,
+    log: Log = print,
+    initial: dict[str, Tensor] | None = None,
 ) -> tuple[DBCRNet, dict[str, float]]:
     """Train (or resume from ``run_dir/checkpoint.pt``) and return the EMA network with its last validation.
 
@@ -128,8 +150,14 @@ def load_checkpoint_ema(path: Path, config: DBCRConfig) -> tuple[DBCRNet, int]:
     return network.eval(), int(state["step"])
 
 
-def dbcr_card(name: str, config: DBCRConfig, settings: TrainSettings, sources: dict[str, int],
-              metrics: dict[str, float], seconds: float) -> ModelCard:
+def dbcr_card(
+    name: str,
+    config: DBCRConfig,
+    settings: TrainSettings,
+    sources: dict[str, int],
+    metrics: dict[str, float],
+    seconds: float,
+) -> ModelCard:
     """The card of a freshly trained DB-CR model."""
     return ModelCard(
         name=name,
@@ -149,4 +177,3 @@ def dbcr_card(name: str, config: DBCRConfig, settings: TrainSettings, sources: d
         metrics={"validation_simulated_clouds_nfe1": metrics},
         description=f"DB-CR {name}: trained by `python -m backend train dbcr`; not SEN12MS-CR weights.",
     )
-

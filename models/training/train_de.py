@@ -160,11 +160,12 @@ def train_reference(
     validation: Pairs,
     run_dir: Path,
     log: Log = print,
+    initial: dict[str, Tensor] | None = None,
 ) -> tuple[DEReferenceNet, dict[str, float], float]:
     """Train the reference network end to end (L1 on the clear image); resumable from ``run_dir/checkpoint.pt``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
-    state = new_state(DEReferenceNet(config), settings.lr, settings.steps, settings.seed)
+    state = new_state(DEReferenceNet(config), settings.lr, settings.steps, settings.seed, initial)
     val_cloudy, val_clear = center_crops(validation, settings.val_crop)
     sizes = crop_sizes(settings.min_crop, settings.crop)
 
@@ -226,13 +227,14 @@ def train_de(
     validation: Pairs,
     run_dir: Path,
     log: Log = print,
+    initial: dict[str, Tensor] | None = None,
 ) -> tuple[DENet, dict[str, float], float]:
     """Train DE's noise predictor and WA net over a frozen reference; resumable from ``run_dir/checkpoint.pt``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
     reference = reference.eval().requires_grad_(False)
     alphas = alphas_cumprod(make_betas(settings.schedule, settings.timesteps))
-    state = new_state(DENet(config), settings.lr, settings.steps, settings.seed)
+    state = new_state(DENet(config), settings.lr, settings.steps, settings.seed, initial)
     network = state.network
     assert isinstance(network, DENet)
     val_cloudy, val_clear = center_crops(validation, settings.val_crop)
@@ -258,4 +260,3 @@ def train_de(
     ema = state.ema
     assert isinstance(ema, DENet)
     return ema.eval(), metrics, seconds
-

@@ -153,6 +153,7 @@ def train_diffcr(
     spectra: Tensor,
     run_dir: Path,
     log: Log = print,
+    initial: dict[str, Tensor] | None = None,
 ) -> tuple[DiffCRNet, dict[str, float], float]:
     """Train (or resume from ``run_dir/checkpoint.pt``); return the EMA network, its last validation and seconds."""
     if config.sar_bands not in (0, len(S1_BANDS)):
@@ -160,7 +161,7 @@ def train_diffcr(
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
     gammas = alphas_cumprod(make_betas(settings.schedule, settings.timesteps)).float()
-    state: TrainState = new_state(DiffCRNet(config), settings.lr, settings.steps, settings.seed)
+    state: TrainState = new_state(DiffCRNet(config), settings.lr, settings.steps, settings.seed, initial)
     validation = make_validation(val_chips, spectra, settings.crop, settings.seed)
     card = diffcr_card("validation", config, settings)
     network = state.network
@@ -182,4 +183,3 @@ def train_diffcr(
     ema = state.ema
     assert isinstance(ema, DiffCRNet)
     return ema.eval(), metrics, seconds
-

@@ -20,8 +20,18 @@ def _events(capsys):
 
 def test_adapted_run_writes_output_and_keeps_the_adapted_model(tmp_path, tiny_model, capsys):
     kept = tmp_path / "adapted.safetensors"
-    job = Job(algorithm="dbcr", optical=OPTICAL, sar=SAR, model=tiny_model, output=str(tmp_path / "out.tif"),
-              device="cpu", threads=1, tile_size=128, adapt=2, save_adapted=str(kept))
+    job = Job(
+        algorithm="dbcr",
+        optical=OPTICAL,
+        sar=SAR,
+        model=tiny_model,
+        output=str(tmp_path / "out.tif"),
+        device="cpu",
+        threads=1,
+        tile_size=128,
+        adapt=2,
+        save_adapted=str(kept),
+    )
     assert execute(job, Reporter(events=True)) == 0
     events = _events(capsys)
     assert [e.get("done") for e in events if e.kind == "progress" and e.get("phase") == "adapt"] == [1, 2]
@@ -41,9 +51,18 @@ def _rgb_scene(kit, path):
 
 def test_de_adapts_over_its_frozen_reference_on_an_rgb_image(tmp_path, tiny_models, capsys, kit):
     kept = tmp_path / "de-adapted.safetensors"
-    job = Job(algorithm="de", optical=_rgb_scene(kit, tmp_path / "rgb.tif"), model=tiny_models["tiny-de"],
-              output=str(tmp_path / "out.tif"), device="cpu", threads=1, tile_size=64, nfe=2, adapt=2,
-              save_adapted=str(kept))
+    job = Job(
+        algorithm="de",
+        optical=_rgb_scene(kit, tmp_path / "rgb.tif"),
+        model=tiny_models["tiny-de"],
+        output=str(tmp_path / "out.tif"),
+        device="cpu",
+        threads=1,
+        tile_size=64,
+        nfe=2,
+        adapt=2,
+        save_adapted=str(kept),
+    )
     assert execute(job, Reporter(events=True)) == 0
     events = _events(capsys)
     assert [e.get("done") for e in events if e.kind == "progress" and e.get("phase") == "adapt"] == [1, 2]
@@ -51,8 +70,18 @@ def test_de_adapts_over_its_frozen_reference_on_an_rgb_image(tmp_path, tiny_mode
 
 
 def test_diffcr_adapts_and_runs(tmp_path, tiny_models, capsys):
-    job = Job(algorithm="diffcr", optical=OPTICAL, sar=SAR, model=tiny_models["tiny-diffcr"],
-              output=str(tmp_path / "out.tif"), device="cpu", threads=1, tile_size=64, nfe=3, adapt=1)
+    job = Job(
+        algorithm="diffcr",
+        optical=OPTICAL,
+        sar=SAR,
+        model=tiny_models["tiny-diffcr"],
+        output=str(tmp_path / "out.tif"),
+        device="cpu",
+        threads=1,
+        tile_size=64,
+        nfe=3,
+        adapt=1,
+    )
     assert execute(job, Reporter(events=True)) == 0
     with rasterio.open(job.output) as out:
         assert out.count == 13
@@ -60,8 +89,15 @@ def test_diffcr_adapts_and_runs(tmp_path, tiny_models, capsys):
 
 def test_a_scene_too_cloudy_to_learn_from_is_a_sentence(tmp_path, tiny_models, capsys, kit):
     white = kit.write_raster(tmp_path / "white.tif", (kit.s2_dn(3, 64, 64) * 0 + 240).astype("uint8"), crs=None)
-    job = Job(algorithm="de", optical=white, model=tiny_models["tiny-de"], output=str(tmp_path / "out.tif"),
-              device="cpu", threads=1, adapt=2)
+    job = Job(
+        algorithm="de",
+        optical=white,
+        model=tiny_models["tiny-de"],
+        output=str(tmp_path / "out.tif"),
+        device="cpu",
+        threads=1,
+        adapt=2,
+    )
     assert execute(job, Reporter(events=True)) == 2
     error = _events(capsys)[-1]
     assert error.kind == "error" and "adapt" in error.get("message").lower()

@@ -39,8 +39,18 @@ def test_halo_is_clamped_to_the_raster():
 
 def test_blockwise_mask_equals_the_whole_image_mask(tmp_path, kit, capsys):
     path, mosaic = _mirrored_sample(tmp_path, kit)
-    code = main(["cloudmask", "--optical", path, "--mask", str(tmp_path / "m.tif"),
-                 "--probability", str(tmp_path / "p.tif"), "--events"])
+    code = main(
+        [
+            "cloudmask",
+            "--optical",
+            path,
+            "--mask",
+            str(tmp_path / "m.tif"),
+            "--probability",
+            str(tmp_path / "p.tif"),
+            "--events",
+        ]
+    )
     events = _events(capsys)
     assert code == 0 and events[-1]["event"] == "finished"
     whole_probability = cloud_probability(mosaic.astype(np.float32) / 10000.0)

@@ -29,12 +29,25 @@ def test_extra_outputs_are_parsed_and_checked():
 
 
 def test_mask_and_change_are_written_on_the_grid(tmp_path, tiny_model, capsys):
-    job = Job(algorithm="dbcr", optical=OPTICAL, sar=SAR, model=tiny_model, output=str(tmp_path / "out.tif"),
-              device="cpu", threads=1, tile_size=128, keep_clear=True, extra_outputs=("mask", "change"))
+    job = Job(
+        algorithm="dbcr",
+        optical=OPTICAL,
+        sar=SAR,
+        model=tiny_model,
+        output=str(tmp_path / "out.tif"),
+        device="cpu",
+        threads=1,
+        tile_size=128,
+        keep_clear=True,
+        extra_outputs=("mask", "change"),
+    )
     assert execute(job, Reporter(events=True)) == 0
     assert '"cloud_fraction"' in capsys.readouterr().out
-    with rasterio.open(OPTICAL) as source, rasterio.open(tmp_path / "out_cloudmask.tif") as mask, \
-            rasterio.open(tmp_path / "out_change.tif") as change:
+    with (
+        rasterio.open(OPTICAL) as source,
+        rasterio.open(tmp_path / "out_cloudmask.tif") as mask,
+        rasterio.open(tmp_path / "out_change.tif") as change,
+    ):
         assert mask.transform == source.transform and change.shape == source.shape
         cloud = mask.read(1) == 1
         delta = change.read(1)

@@ -44,3 +44,21 @@ def test_unknown_algorithm_and_config_are_refused(tmp_path, capsys):
         _parse("palette")
     args = _parse("diffcr", "--config", "huge", "--data-root", str(tmp_path))
     assert train.main(args) == 2 and "choose lite or paper" in capsys.readouterr().err
+
+
+def test_init_from_takes_a_model_of_the_same_method_and_config_only(tmp_path):
+    import torch
+
+    from models import de_reference
+    from models.card import ModelCard, save_weights
+
+    network = de_reference.DEReferenceNet(de_reference.LITE)
+    config = de_reference.LITE.__dict__
+    card = ModelCard(name="ref", algorithm="de-reference", config=dict(config), optical_bands=("B4", "B3", "B2"))
+    path = tmp_path / "ref.safetensors"
+    save_weights(path, {k: v.clone() for k, v in network.state_dict().items()}, card)
+    initial = train._initial_weights(_parse("de-reference", "--init-from", str(path)), de_reference.LITE)
+    assert initial is not None and all(torch.equal(initial[k], v) for k, v in network.state_dict().items())
+    with pytest.raises(FileNotFoundError, match="not a diffcr model"):
+        train._initial_weights(_parse("diffcr", "--init-from", str(path)), de_reference.LITE)
+    assert train._initial_weights(_parse("de-reference"), de_reference.LITE) is None

@@ -54,8 +54,9 @@ def test_adaptation_tunes_a_copy_and_leaves_the_original():
     network = DBCRNet(TINY)
     before = {k: v.clone() for k, v in network.state_dict().items()}
     steps = []
-    tuned = adapt_network(network, CARD, _scene(), AdaptSettings(steps=2, batch=2, crop=32),
-                          progress=lambda d, t: steps.append(d))
+    tuned = adapt_network(
+        network, CARD, _scene(), AdaptSettings(steps=2, batch=2, crop=32), progress=lambda d, t: steps.append(d)
+    )
     assert steps == [1, 2] and not tuned.training
     assert all(torch.equal(before[k], v) for k, v in network.state_dict().items())
     assert any(not torch.equal(before[k], v) for k, v in tuned.state_dict().items())
@@ -67,8 +68,9 @@ def test_a_scene_without_clear_area_is_refused():
 
 
 def test_diffcr_adapts_with_its_own_objective():
-    config = DiffCRConfig(bands=13, dates=1, sar_bands=2, width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), emb_dim=16,
-                          time_dim=32)
+    config = DiffCRConfig(
+        bands=13, dates=1, sar_bands=2, width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), emb_dim=16, time_dim=32
+    )
     card = ModelCard(name="d", algorithm="diffcr", config={}, schedule={"name": "sigmoid", "n_timestep": 1000})
     network = DiffCRNet(config)
     tuned = adapt_network(network, card, _scene(), AdaptSettings(steps=1, batch=2, crop=32))

@@ -86,7 +86,6 @@ def test_unsupported_sar_bands_are_refused(tmp_path):
         train_diffcr(config, SETTINGS, train, validation, torch.full((3, 13), 0.4), tmp_path, print)
 
 
-
 def test_a_resumed_run_equals_an_unbroken_one(tmp_path):
     train, validation = _chips()
     spectra = torch.full((3, 13), 0.4)
