@@ -20,7 +20,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rasterio.errors import NotGeoreferencedWarning
@@ -41,6 +41,14 @@ from models.cloudmask import brightness_cloud_mask, cloud_fraction, cloud_mask
 from models.datasets.paired import PairedItem, find_paired
 from models.datasets.rasters import DatasetError, is_eight_bit_image, read_reflectance
 from models.metrics import METRIC_NAMES, all_metrics
+
+if TYPE_CHECKING:  # the networks are imported only when a method runs (``eval none`` needs none of them)
+    from torch import nn
+
+    from backend.job import Job
+    from backend.reporting import Reporter
+    from backend.runner import NetworkHook
+    from models.card import ModelCard
 
 # predict(cloudy file, SAR file or None) -> (C, H, W) reflectance 0-1 on the cloudy image's grid.
 Predict = Callable[[Path, Path | None], np.ndarray]
@@ -187,6 +195,7 @@ def pipeline_predictor(
     nfe: int | None = None,
     device: str = "auto",
     seed: int = 0,
+    adapt: int = 0,
 ) -> Predict:
     """A ``predict`` that restores each image with the backend's own pipeline and reads the GeoTIFF back.
 
@@ -201,6 +210,8 @@ def pipeline_predictor(
         nfe: sampler steps; None uses the model card's default.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         seed: seed of the diffusion methods' starting noise.
+        adapt: scene adaptation steps (``--adapt``): each image gets its own copy of the model, fine-tuned on it
+            (its cloud-free target is never seen), as ``python -m backend run --adapt`` does.
 
     Raises:
         EvaluationError: the device is unavailable (at once), or the model cannot be loaded or an image cannot be
@@ -211,8 +222,8 @@ def pipeline_predictor(
     from backend.errors import BackendError
     from backend.job import Job
     from backend.pipeline import Restorer, run_removal
+    from backend.reporting import Reporter
     from backend.runner import load_restorer
-    from models.card import ModelCard
 
     try:
         torch_device = choose_device(device)
@@ -233,10 +244,13 @@ def pipeline_predictor(
                 nfe=nfe,
                 device=device,
                 seed=seed,
+                adapt=adapt,
             )
-            if not loaded:  # the first job loads the model; later ones reuse it
-                loaded.append(load_restorer(job, torch_device))
-            restore, card = loaded[0]
+            if adapt:  # a model per image, adapted to it; its messages go to stderr with the progress lines
+                restore, card = load_restorer(job, torch_device, scene_adapter(job, Reporter(events=False)))
+            else:  # the first job loads the model; later ones reuse it
+                loaded[:] = loaded or [load_restorer(job, torch_device)]
+                restore, card = loaded[0]
             run_removal(job, restore, card, device=torch_device)
             return read_reflectance(output)
         except BackendError as error:
@@ -245,6 +259,17 @@ def pipeline_predictor(
             output.unlink(missing_ok=True)
 
     return predict
+
+
+def scene_adapter(job: Job, reporter: Reporter) -> NetworkHook:
+    """The ``load_restorer`` hook that fine-tunes the network on ``job``'s scene (``backend.adapt``)."""
+
+    def adapt(network: nn.Module, card: ModelCard, reference: nn.Module | None) -> nn.Module:
+        from backend.adapt import adapt_to_scene
+
+        return adapt_to_scene(job, network, card, reporter, lambda: False, reference)
+
+    return adapt
 
 
 def register(subparsers: Any) -> None:
@@ -269,6 +294,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=0, help="seed of the diffusion methods' starting noise")
     parser.add_argument("--grid-rows", type=int, default=DEFAULT_GRID_ROWS, help="images shown in grid.png")
+    parser.add_argument(
+        "--adapt", type=int, default=0, help="scene adaptation steps per image, as `run --adapt` (0: off)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -285,7 +313,9 @@ def run(args: argparse.Namespace) -> int:
             predict = (
                 None
                 if args.method == "none"
-                else pipeline_predictor(args.method, Path(scratch), args.model, args.nfe, args.device, args.seed)
+                else pipeline_predictor(
+                    args.method, Path(scratch), args.model, args.nfe, args.device, args.seed, args.adapt
+                )
             )
             report = evaluate_folder(args.data, predict, out_dir, method=args.method, grid_rows=args.grid_rows, log=log)
     except (DatasetError, EvaluationError) as error:

@@ -165,3 +165,28 @@ def test_unknown_model_is_a_user_error(tmp_path, capsys):
     data = _s2_folder(tmp_path / "data", sar=True)
     assert main(["dbcr", "--data", str(data), "--model", "no-such-model", "--out", str(tmp_path / "out")]) == 2
     assert "no-such-model" in capsys.readouterr().err
+
+
+def test_adaptation_fine_tunes_a_fresh_copy_for_every_image(tmp_path, monkeypatch):
+    dbcr = pytest.importorskip("models.dbcr")
+    import backend.adapt
+    from backend.evaluate import pipeline_predictor
+    from models.card import ModelCard, save_weights
+
+    config = dbcr.DBCRConfig(widths=(4, 8, 16, 32), enc_blocks=(1, 1, 1, 1), dec_blocks=(1, 1, 1, 1))
+    card = ModelCard(name="dbcr-tiny", algorithm="dbcr", config=config.to_dict(), tile_size=32, default_nfe=1)
+    weights = tmp_path / "dbcr-tiny.safetensors"
+    save_weights(weights, dbcr.DBCRNet(config).state_dict(), card)
+    scenes = []
+
+    def fake_adapt(job, network, card, reporter, should_stop, reference=None):
+        scenes.append((Path(job.optical).name, job.adapt, network))
+        return network
+
+    monkeypatch.setattr(backend.adapt, "adapt_to_scene", fake_adapt)
+    data = _s2_folder(tmp_path / "data", sar=True)
+    predict = pipeline_predictor("dbcr", tmp_path, str(weights), device="cpu", adapt=3)
+    for name in ("clear.tif", "half.tif"):
+        predict(data / "cloudy" / name, data / "sar" / name)
+    assert [(name, steps) for name, steps, _ in scenes] == [("clear.tif", 3), ("half.tif", 3)]
+    assert scenes[0][2] is not scenes[1][2]  # each image adapts its own freshly loaded network
