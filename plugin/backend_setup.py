@@ -134,7 +134,8 @@ class PipProgress:
     def feed(self, line: str) -> float:
         """Read one line; return the estimated fraction done (0-1, never decreasing)."""
         stripped = line.strip()
-        if stripped.startswith(("Collecting ", "Requirement already satisfied")):
+        # "Processing <file>" is pip's "Collecting" for a wheel on disk (a wheelhouse, a file:// index)
+        if stripped.startswith(("Collecting ", "Processing ", "Requirement already satisfied")):
             self.collected += 1
             estimate = 0.7 * (1 - 0.93**self.collected)
         elif stripped.startswith("Installing collected packages"):

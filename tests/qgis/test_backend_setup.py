@@ -112,9 +112,10 @@ def test_pip_progress_only_moves_forward(setup: Any) -> None:
     progress = setup.PipProgress()
     values = [progress.feed(line) for line in [
         "Collecting torch==2.13.0", "  Downloading torch-2.13.0.whl (900 MB)", "Collecting numpy==2.4.6",
+        "Processing /opt/wheels/rasterio-1.4.4-cp311-cp311-manylinux_2_28_x86_64.whl",
         "Installing collected packages: numpy, torch", "some line", "Successfully installed numpy torch"]]  # fmt: skip
     assert values == sorted(values)
-    assert 0 < values[0] < values[2] < 0.7 < values[3] == values[4] < values[5] == 1.0
+    assert 0 < values[0] < values[2] < values[3] < 0.7 < values[4] == values[5] < values[6] == 1.0
 
 
 def test_proxy_from_qgis_network_settings(setup: Any) -> None:
