@@ -24,6 +24,7 @@ COMMANDS = {
     "bench": "backend.bench",
     "train": "backend.train",
     "eval": "backend.evaluate",
+    "eval-sets": "backend.eval_sets",
     "import-checkpoint": "backend.import_checkpoint",
     "cloudmask": "backend.cloudmask_command",
     "export-onnx": "backend.export_onnx",

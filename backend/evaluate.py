@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # the networks are imported only when a method runs (``eval n
     from backend.reporting import Reporter
     from backend.runner import NetworkHook
     from models.card import ModelCard
+    from models.keep_clear import keep_clear as clear_pixels_kept
 
 # predict(cloudy file, SAR file or None) -> (C, H, W) reflectance 0-1 on the cloudy image's grid.
 Predict = Callable[[Path, Path | None], np.ndarray]
@@ -196,6 +197,7 @@ def pipeline_predictor(
     device: str = "auto",
     seed: int = 0,
     adapt: int = 0,
+    keep_clear: bool = False,
 ) -> Predict:
     """A ``predict`` that restores each image with the backend's own pipeline and reads the GeoTIFF back.
 
@@ -212,6 +214,7 @@ def pipeline_predictor(
         seed: seed of the diffusion methods' starting noise.
         adapt: scene adaptation steps (``--adapt``): each image gets its own copy of the model, fine-tuned on it
             (its cloud-free target is never seen), as ``python -m backend run --adapt`` does.
+        keep_clear: keep the input where s2cloudless sees no cloud (``run --keep-clear``).
 
     Raises:
         EvaluationError: the device is unavailable (at once), or the model cannot be loaded or an image cannot be
@@ -245,12 +248,15 @@ def pipeline_predictor(
                 device=device,
                 seed=seed,
                 adapt=adapt,
+                keep_clear=keep_clear,
             )
             if adapt:  # a model per image, adapted to it; its messages go to stderr with the progress lines
                 restore, card = load_restorer(job, torch_device, scene_adapter(job, Reporter(events=False)))
             else:  # the first job loads the model; later ones reuse it
                 loaded[:] = loaded or [load_restorer(job, torch_device)]
                 restore, card = loaded[0]
+            if keep_clear:
+                restore = clear_pixels_kept(restore, card.optical_bands, job.cloud_threshold)
             run_removal(job, restore, card, device=torch_device)
             return read_reflectance(output)
         except BackendError as error:
@@ -295,6 +301,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the diffusion methods' starting noise")
     parser.add_argument("--grid-rows", type=int, default=DEFAULT_GRID_ROWS, help="images shown in grid.png")
     parser.add_argument(
+        "--keep-clear", action="store_true", help="keep clear pixels as they are, as `run --keep-clear`"
+    )
+    parser.add_argument(
         "--adapt", type=int, default=0, help="scene adaptation steps per image, as `run --adapt` (0: off)"
     )
 
@@ -314,7 +323,14 @@ def run(args: argparse.Namespace) -> int:
                 None
                 if args.method == "none"
                 else pipeline_predictor(
-                    args.method, Path(scratch), args.model, args.nfe, args.device, args.seed, args.adapt
+                    args.method,
+                    Path(scratch),
+                    args.model,
+                    args.nfe,
+                    args.device,
+                    args.seed,
+                    args.adapt,
+                    args.keep_clear,
                 )
             )
             report = evaluate_folder(args.data, predict, out_dir, method=args.method, grid_rows=args.grid_rows, log=log)

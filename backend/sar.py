@@ -9,7 +9,8 @@ the data are linear, else dB. Linear values become dB (10 log10), each band is c
 (VV -25..0, VH -32.5..0) and scaled linearly to [0, 1].
 
 Coverage: if S1 and S2 share no ground the run stops with :class:`NoOverlapError`. Where S1 covers only part of
-S2, or has nodata/NaN holes, the network gets the neutral mid value 0.5 there and the run carries on: the result
+S2, or has nodata/NaN holes, the network gets :data:`models.card.SAR_MISSING` there (what it saw for "no radar" in
+training) and the run carries on: the result
 there rests on the optical bands alone, and a warning gives the uncovered fraction (measured on a coarse grid of at
 most 512 x 512 cells) so the user can judge it.
 """
@@ -31,12 +32,13 @@ from rasterio.windows import Window
 from backend.bands import sar_band_indexes
 from backend.errors import BadInputError, NoOverlapError
 from backend.raster_io import Grid, open_raster
+from models.card import SAR_MISSING
 
 log = logging.getLogger(__name__)
 
 SAR_SCALES = ("auto", "db", "linear")
-# Network input where no SAR exists: the middle of [0, 1], i.e. no evidence either way.
-SAR_FILL = 0.5
+# Network input where no SAR exists: the value the models were trained with for missing radar.
+SAR_FILL = SAR_MISSING
 # Linear power below this is treated as this (-100 dB), far below every clip range, so log10(0) never appears.
 _LINEAR_FLOOR = 1e-10
 _COARSE_CELLS = 512

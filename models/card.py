@@ -30,6 +30,9 @@ RGB_BANDS = ("B4", "B3", "B2")
 MISSING_BAND_FILL = {"B10": 0.0015}
 # dB ranges that map SAR backscatter onto [0, 1] (DB-CR paper, Sec. IV-A; DSen2-CR).
 S1_DB_RANGES = {"VV": (-25.0, 0.0), "VH": (-32.5, 0.0)}
+# Scaled SAR input (0-1) where there is no radar: what the shipped models saw for chips without Sentinel-1 in
+# training (models.training.batches), so inference says "no radar" the way training did.
+SAR_MISSING = 0.0
 
 
 @dataclass(frozen=True)

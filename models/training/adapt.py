@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from models.card import ModelCard
+from models.card import SAR_MISSING, ModelCard
 
 # A crop counts as clear when at most this share of it is cloud in the scene's mask.
 MAX_CLOUD_IN_CLEAR_CROP = 0.02
@@ -119,7 +119,7 @@ def scene_batch(
         spectrum = spectra[rng.randrange(len(spectra))][:, None, None] * rng.uniform(0.8, 1.1)
         clear.append(image)
         cloudy.append(image * (1 - alpha) + spectrum * alpha)
-        radar = scene.sar[window] if scene.sar is not None else np.zeros((2, settings.crop, settings.crop))
+        radar = scene.sar[window] if scene.sar is not None else np.full((2, settings.crop, settings.crop), SAR_MISSING)
         sar.append(radar.astype(np.float32))
     as_tensor = lambda arrays: torch.from_numpy(np.stack(arrays).astype(np.float32))  # noqa: E731
     return as_tensor(clear), as_tensor(cloudy).clamp(0, 1), as_tensor(sar)

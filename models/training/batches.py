@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from models.card import SAR_MISSING
 from models.training.chips import Chip
 
 # Path radiance of a clear atmosphere per L1C band (reflectance; Rayleigh scattering makes it strongest in the
@@ -71,7 +72,7 @@ def sample_batch(
         optical, radar = random_crop(chip, size, rng)
         optical = add_atmosphere(optical, chip.source in SURFACE_SOURCES, rng)
         keep_sar = radar is not None and rng.random() >= sar_dropout
-        radar = radar if keep_sar and radar is not None else np.zeros((2, size, size), np.float32)
+        radar = radar if keep_sar and radar is not None else np.full((2, size, size), SAR_MISSING, np.float32)
         optical, radar = augment([optical, radar], rng)
         clear.append(optical)
         sar.append(radar)
