@@ -129,58 +129,55 @@ def scene_batch(
 Step = Callable[[Tensor, Tensor, Tensor], float]
 
 
-def dbcr_step(
-    network: nn.Module,
-    card: ModelCard,
-    optimizer: torch.optim.Optimizer,
-    settings: AdaptSettings,
-    rng: random.Random,
-    reference: nn.Module | None,
-) -> Step:
+@dataclass(frozen=True)
+class Tuning:
+    """What a method's step is built from.
+
+    The network being tuned, its card and optimiser, the recipe, the random source, and DE's frozen reference
+    network (None for the others).
+    """
+
+    network: nn.Module
+    card: ModelCard
+    optimizer: torch.optim.Optimizer
+    settings: AdaptSettings
+    rng: random.Random
+    reference: nn.Module | None
+
+
+def dbcr_step(tuning: Tuning) -> Step:
     """DB-CR's bridge step (``train_dbcr.training_step``) on the card's schedule."""
     from models.schedules import BRIDGE_TIMESTEPS, bridge_schedule
     from models.training.train_dbcr import training_step
 
-    alphas = bridge_schedule(str((card.schedule or {}).get("kind", "linear")), BRIDGE_TIMESTEPS).float()
+    alphas = bridge_schedule(str((tuning.card.schedule or {}).get("kind", "linear")), BRIDGE_TIMESTEPS).float()
     return lambda clear, cloudy, sar: training_step(
-        network, optimizer, alphas, clear, cloudy, sar, settings.t_end_share, rng
+        tuning.network, tuning.optimizer, alphas, clear, cloudy, sar, tuning.settings.t_end_share, tuning.rng
     )
 
 
-def diffcr_step(
-    network: nn.Module,
-    card: ModelCard,
-    optimizer: torch.optim.Optimizer,
-    settings: AdaptSettings,
-    rng: random.Random,
-    reference: nn.Module | None,
-) -> Step:
+def diffcr_step(tuning: Tuning) -> Step:
     """DiffCR's x0-prediction step (``train_diffcr.training_step``) on the card's noise schedule."""
     from models.diffcr import DiffCRNet
     from models.training.train_diffcr import training_step
 
+    network = tuning.network
     assert isinstance(network, DiffCRNet)
-    gammas = card_alphas(card).float()
-    return lambda clear, cloudy, sar: training_step(network, optimizer, gammas, clear, cloudy, sar)
+    gammas = card_alphas(tuning.card).float()
+    return lambda clear, cloudy, sar: training_step(network, tuning.optimizer, gammas, clear, cloudy, sar)
 
 
-def de_step(
-    network: nn.Module,
-    card: ModelCard,
-    optimizer: torch.optim.Optimizer,
-    settings: AdaptSettings,
-    rng: random.Random,
-    reference: nn.Module | None,
-) -> Step:
+def de_step(tuning: Tuning) -> Step:
     """DE's official loss (``train_de.de_loss``) over its frozen reference network."""
     from models.de import DENet
     from models.training.train_de import de_loss
 
-    if reference is None:
+    network, optimizer = tuning.network, tuning.optimizer
+    if tuning.reference is None:
         raise ValueError("DE adapts over its reference network, which was not given")
     assert isinstance(network, DENet)
-    frozen = reference.eval().requires_grad_(False)
-    alphas = card_alphas(card)
+    frozen = tuning.reference.eval().requires_grad_(False)
+    alphas = card_alphas(tuning.card)
 
     def step(clear: Tensor, cloudy: Tensor, sar: Tensor) -> float:
         loss = de_loss(network, frozen, alphas, cloudy, clear)
@@ -200,7 +197,7 @@ def card_alphas(card: ModelCard) -> Tensor:
     return alphas_cumprod(make_betas(str(schedule.get("name", "linear")), int(schedule.get("n_timestep", 1000))))
 
 
-STEPS: dict[str, Callable[..., Step]] = {"dbcr": dbcr_step, "diffcr": diffcr_step, "de": de_step}
+STEPS: dict[str, Callable[[Tuning], Step]] = {"dbcr": dbcr_step, "diffcr": diffcr_step, "de": de_step}
 
 
 def adapt_network(
@@ -236,7 +233,7 @@ def adapt_network(
     spectra = cloud_spectra(scene)
     tuned = copy.deepcopy(network).train()
     optimizer = torch.optim.Adam(tuned.parameters(), lr=settings.lr)
-    step = STEPS[card.algorithm](tuned, card, optimizer, settings, rng, reference)
+    step = STEPS[card.algorithm](Tuning(tuned, card, optimizer, settings, rng, reference))
     for done in range(settings.steps):
         if should_stop is not None and should_stop():
             break
