@@ -19,6 +19,7 @@ REPO = Path(__file__).absolute().parents[2]
 DATA = Path(__file__).absolute().parent / "data"
 SAMPLE_S2 = REPO / "sample" / "ROIs1868_summer_s2_cloudy_19_p30.tif"
 SAMPLE_S1 = REPO / "sample" / "ROIs1868_summer_s1_19_p30.tif"
+SAMPLE_RGB = REPO / "sample" / "rice2_249_cloudy.png"  # DE's bundled sample: 8-bit RGB, no georeferencing
 FAKE_BACKEND = DATA / "fake_backend.py"
 WEIGHTS = REPO / "models" / "weights" / "dbcr-lite.safetensors"
 
