@@ -31,8 +31,17 @@ from .settings import PLUGIN_DIR, venv_python
 REQUIREMENTS = PLUGIN_DIR / "backend" / "requirements.txt"
 REQUIREMENTS_NODEPS = PLUGIN_DIR / "backend" / "requirements-nodeps.txt"
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
-"""Documented option (setting ``cloud_removal/torch_index_url``): PyTorch's CPU-only wheels, a far smaller download
-than PyPI's Linux build, which bundles CUDA."""
+"""PyTorch's CPU-only wheels: a far smaller download than PyPI's Linux build, which bundles CUDA (several GB). The
+default on Linux without an NVIDIA GPU (falling back to PyPI when that index cannot be reached); the setting
+``cloud_removal/torch_index_url`` names another index."""
+
+
+def default_torch_index(gpu: bool, platform: str = sys.platform) -> str:
+    """The index torch comes from when the user set none: CPU-only wheels on Linux without a GPU, else PyPI ("").
+
+    PyPI's Windows and macOS wheels are CPU builds already; its Linux wheel carries CUDA, useless without a GPU.
+    """
+    return CPU_TORCH_INDEX if platform.startswith("linux") and not gpu else ""
 
 
 def base_python_candidates(prefix: Path = Path(sys.base_exec_prefix), platform: str = sys.platform) -> list[Path]:
@@ -93,10 +102,16 @@ class Step:
     arguments: tuple[str, ...]
     weight: float
     kind: str  # "venv", "pip" or "check": how its output is read and its failure explained
+    optional: bool = False  # a failure is logged and the set-up goes on (a later step covers it)
 
 
 def build_steps(
-    base_python: Path, venv: Path, requirements: Path, requirements_text: str, torch_index: str = ""
+    base_python: Path,
+    venv: Path,
+    requirements: Path,
+    requirements_text: str,
+    torch_index: str = "",
+    torch_index_optional: bool = False,
 ) -> list[Step]:
     """Return the steps that create ``venv`` and install ``requirements`` (and the no-deps file) into it.
 
@@ -106,6 +121,7 @@ def build_steps(
         requirements: the selected requirements file (see :func:`select_requirements`).
         requirements_text: its content, to find the torch pin for ``torch_index``.
         torch_index: a pip index for torch alone (e.g. :data:`CPU_TORCH_INDEX`), or empty for PyPI.
+        torch_index_optional: when that index fails (unreachable), go on: the next step takes torch from PyPI.
     """
     python = str(venv_python(venv))
     pip = ("-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off")
@@ -113,7 +129,8 @@ def build_steps(
     torch = pinned(requirements_text, "torch")
     if torch_index and torch:
         only_torch = (*pip, torch, "--index-url", torch_index)
-        steps.append(Step(f"Install {torch} from {torch_index}", python, only_torch, 30, "pip"))
+        label = f"Install {torch} from {torch_index}"
+        steps.append(Step(label, python, only_torch, 30, "pip", optional=torch_index_optional))
     packages = (*pip, "--prefer-binary", "-r", str(requirements))
     steps.append(Step("Install the backend's packages", python, packages, 80, "pip"))
     nodeps = (*pip, "--no-deps", "-r", str(REQUIREMENTS_NODEPS))
@@ -199,7 +216,10 @@ class SetupTask(QgsTask):
         for step in self.steps:
             self.line.emit(f"▶ {step.label}")
             if not self._run(step, done, total):
-                return False
+                if not step.optional or self.isCanceled():
+                    return False
+                self.line.emit(f"⚠ {step.label} did not work ({self.error}); going on without it")
+                self.error = ""
             done += step.weight
             self.setProgress(100.0 * done / total)
         return True

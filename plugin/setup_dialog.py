@@ -25,6 +25,7 @@ from .backend_setup import (
     REQUIREMENTS,
     SetupTask,
     build_steps,
+    default_torch_index,
     find_base_python,
     qgis_proxy,
     select_requirements,
@@ -106,8 +107,10 @@ class SetupDialog(QDialog):
         gpu = bool(self.gpus)
         text = select_requirements(REQUIREMENTS.read_text(encoding="utf-8"), gpu)
         selected = self.venv.parent / "requirements-selected.txt"
-        torch_index = str(QgsSettings().value(settings.SETTINGS_TORCH_INDEX, "", type=str) or "").strip()
-        steps = build_steps(self.base_python, self.venv, selected, text, torch_index)
+        chosen = str(QgsSettings().value(settings.SETTINGS_TORCH_INDEX, "", type=str) or "").strip()
+        # The user's own index must work; the CPU-only default may fail (no access) and PyPI then serves torch.
+        torch_index = chosen or default_torch_index(gpu)
+        steps = build_steps(self.base_python, self.venv, selected, text, torch_index, torch_index_optional=not chosen)
 
         def prepare() -> None:
             selected.parent.mkdir(parents=True, exist_ok=True)
