@@ -49,7 +49,6 @@ if TYPE_CHECKING:  # the networks are imported only when a method runs (``eval n
     from backend.reporting import Reporter
     from backend.runner import NetworkHook
     from models.card import ModelCard
-    from models.keep_clear import keep_clear as clear_pixels_kept
 
 # predict(cloudy file, SAR file or None) -> (C, H, W) reflectance 0-1 on the cloudy image's grid.
 Predict = Callable[[Path, Path | None], np.ndarray]
@@ -227,6 +226,7 @@ def pipeline_predictor(
     from backend.pipeline import Restorer, run_removal
     from backend.reporting import Reporter
     from backend.runner import load_restorer
+    from models.keep_clear import keep_clear as clear_pixels_kept
 
     try:
         torch_device = choose_device(device)

@@ -160,6 +160,26 @@ def test_real_backend_pipeline_with_a_tiny_untrained_dbcr(tmp_path):
     assert all(isinstance(item["scores"]["dbcr"]["mae"], float) for item in written["images"])
 
 
+def test_keep_clear_leaves_the_clear_image_as_it_is(tmp_path):
+    dbcr = pytest.importorskip("models.dbcr")
+    from backend.evaluate import pipeline_predictor
+    from models.card import ModelCard, save_weights
+
+    config = dbcr.DBCRConfig(widths=(4, 8, 16, 32), enc_blocks=(1, 1, 1, 1), dec_blocks=(1, 1, 1, 1))
+    network = dbcr.DBCRNet(config)
+    torch = pytest.importorskip("torch")
+    torch.nn.init.normal_(network.ending.weight, std=0.1)  # a network that changes what it sees
+    card = ModelCard(name="dbcr-tiny", algorithm="dbcr", config=config.to_dict(), tile_size=32, default_nfe=1)
+    weights = tmp_path / "dbcr-tiny.safetensors"
+    save_weights(weights, network.state_dict(), card)
+    data = _s2_folder(tmp_path / "data", sar=True)
+    cloudy, sar = data / "cloudy" / "clear.tif", data / "sar" / "clear.tif"
+    kept = pipeline_predictor("dbcr", tmp_path, str(weights), device="cpu", keep_clear=True)(cloudy, sar)
+    changed = pipeline_predictor("dbcr", tmp_path, str(weights), device="cpu")(cloudy, sar)
+    original = read_reflectance(cloudy)
+    assert np.allclose(kept, original, atol=1e-4) and not np.allclose(changed, original, atol=1e-3)
+
+
 def test_unknown_model_is_a_user_error(tmp_path, capsys):
     pytest.importorskip("backend.runner")
     data = _s2_folder(tmp_path / "data", sar=True)
