@@ -94,3 +94,19 @@ def test_cuda_on_onnxruntime_without_a_cuda_provider_is_a_device_error(tmp_path,
     code, events = run(job)
     assert code == EXIT_USER_ERROR
     assert events[-1].get("code") == "device" and "no CUDA provider" in events[-1].get("message")
+
+
+def test_an_adapted_network_is_exported_afresh_and_never_cached(tiny_model, tmp_path, cache):
+    job = Job("dbcr", "in.tif", str(tmp_path / "out.tif"), model=tiny_model, nfe=1, device="cpu", threads=1,
+              runtime="onnxruntime")  # fmt: skip
+
+    def adapt(network, card, reference):
+        with torch.no_grad():
+            network.ending.weight.add_(0.5)  # stands in for fine-tuning: the weights no longer match the file
+        return network
+
+    adapted, _ = load_restorer(job, torch.device("cpu"), adapt)
+    assert not list(cache.glob("*.onnx"))  # the adapted graph did not go into the cache
+    original, _ = load_restorer(job, torch.device("cpu"))
+    optical, sar = torch.rand(1, 13, 32, 32) * 0.3, torch.rand(1, 2, 32, 32)
+    assert float((adapted(optical, sar, [(0, 0)]) - original(optical, sar, [(0, 0)])).abs().max()) > 1e-3
