@@ -9,6 +9,7 @@ whole Sentinel-2 tile as on a small clip.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,12 @@ from models.card import RGB_BANDS, ModelCard, save_weights
 from models.training.adapt import STEPS, AdaptSettings, Scene, adapt_network, clear_fraction
 
 MAX_SCENE_SIDE = 1024
+# Crops divide by every network's total downsampling (DB-CR, DiffCR and DE lite: 8 or 16).
+CROP_MULTIPLE = 32
+
+
+class NothingToLearnError(BadInputError):
+    """The scene has no clear area large enough to fine-tune on."""
 
 
 def centre_window(height: int, width: int, side: int = MAX_SCENE_SIDE) -> Window:
@@ -83,7 +90,8 @@ def adapt_to_scene(
     """Fine-tune ``network`` on the job's scene for ``job.adapt`` steps; save it if the job asks.
 
     Raises:
-        BadInputError: the method cannot adapt yet, or the scene has no clear area to learn from.
+        BadInputError: the method cannot adapt.
+        NothingToLearnError: the scene has no clear area to learn from.
         CancelledError: the user cancelled during adaptation.
     """
     if card.algorithm not in STEPS:
@@ -97,16 +105,22 @@ def adapt_to_scene(
     def progress(done: int, total: int) -> None:
         reporter.emit("progress", done=done, total=total, phase="adapt")
 
-    settings = AdaptSettings(steps=job.adapt, seed=job.seed)
+    settings = fitted(AdaptSettings(steps=job.adapt, seed=job.seed), scene)
     try:
         tuned = adapt_network(network, card, scene, settings, reference, progress, should_stop)
     except ValueError as error:
-        raise BadInputError(f"Cannot adapt to this scene: {error}; run without adaptation") from error
+        raise NothingToLearnError(f"Cannot adapt to this scene: {error}; run without adaptation") from error
     if should_stop():
         raise CancelledError()
     if job.save_adapted:
         save_adapted(tuned, card, job, share)
     return tuned
+
+
+def fitted(settings: AdaptSettings, scene: Scene) -> AdaptSettings:
+    """The recipe with its crop shrunk to fit a small scene (a multiple of 32 px, at least 32)."""
+    side = min(scene.mask.shape) // CROP_MULTIPLE * CROP_MULTIPLE
+    return dataclasses.replace(settings, crop=max(CROP_MULTIPLE, min(settings.crop, side)))
 
 
 def save_adapted(network: nn.Module, card: ModelCard, job: Job, clear_share: float) -> None:

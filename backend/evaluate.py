@@ -43,9 +43,11 @@ from models.datasets.rasters import DatasetError, is_eight_bit_image, read_refle
 from models.metrics import METRIC_NAMES, all_metrics
 
 if TYPE_CHECKING:  # the networks are imported only when a method runs (``eval none`` needs none of them)
+    import torch
     from torch import nn
 
     from backend.job import Job
+    from backend.pipeline import Restorer
     from backend.reporting import Reporter
     from backend.runner import NetworkHook
     from models.card import ModelCard
@@ -223,7 +225,7 @@ def pipeline_predictor(
     from backend.device import choose_device, configure_threads
     from backend.errors import BackendError
     from backend.job import Job
-    from backend.pipeline import Restorer, run_removal
+    from backend.pipeline import run_removal
     from backend.reporting import Reporter
     from backend.runner import load_restorer
     from models.keep_clear import keep_clear as clear_pixels_kept
@@ -251,7 +253,7 @@ def pipeline_predictor(
                 keep_clear=keep_clear,
             )
             if adapt:  # a model per image, adapted to it; its messages go to stderr with the progress lines
-                restore, card = load_restorer(job, torch_device, scene_adapter(job, Reporter(events=False)))
+                restore, card = adapted_restorer(job, torch_device, Reporter(events=False))
             else:  # the first job loads the model; later ones reuse it
                 loaded[:] = loaded or [load_restorer(job, torch_device)]
                 restore, card = loaded[0]
@@ -265,6 +267,22 @@ def pipeline_predictor(
             output.unlink(missing_ok=True)
 
     return predict
+
+
+def adapted_restorer(job: Job, device: torch.device, reporter: Reporter) -> tuple[Restorer, ModelCard]:
+    """The job's model adapted to its scene; the model as it is where the scene has no clear area to learn from.
+
+    Scores must cover every image: an image too cloudy (or too small) to adapt on is scored un-adapted, and the
+    log says so.
+    """
+    from backend.adapt import NothingToLearnError
+    from backend.runner import load_restorer
+
+    try:
+        return load_restorer(job, device, scene_adapter(job, reporter))
+    except NothingToLearnError as error:
+        reporter.log("warning", f"{Path(job.optical).name}: {error}; scored without adaptation")
+        return load_restorer(job, device)
 
 
 def scene_adapter(job: Job, reporter: Reporter) -> NetworkHook:

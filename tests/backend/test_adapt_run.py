@@ -102,3 +102,18 @@ def test_a_scene_too_cloudy_to_learn_from_is_a_sentence(tmp_path, tiny_models, c
     error = _events(capsys)[-1]
     assert error.kind == "error" and "adapt" in error.get("message").lower()
     assert not Path(job.output).exists()
+
+
+def test_the_crop_shrinks_to_fit_a_small_scene():
+    import numpy as np
+
+    from backend.adapt import fitted
+    from models.training.adapt import AdaptSettings, Scene
+
+    def scene(side):
+        mask = np.zeros((side, side), bool)
+        return Scene(np.zeros((3, side, side)), None, np.zeros((side, side)), mask, ~mask)
+
+    assert fitted(AdaptSettings(crop=96), scene(64)).crop == 64
+    assert fitted(AdaptSettings(crop=96), scene(120)).crop == 96
+    assert fitted(AdaptSettings(crop=96), scene(20)).crop == 32  # then "no clear area", said as a sentence

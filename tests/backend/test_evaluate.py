@@ -210,3 +210,24 @@ def test_adaptation_fine_tunes_a_fresh_copy_for_every_image(tmp_path, monkeypatc
         predict(data / "cloudy" / name, data / "sar" / name)
     assert [(name, steps) for name, steps, _ in scenes] == [("clear.tif", 3), ("half.tif", 3)]
     assert scenes[0][2] is not scenes[1][2]  # each image adapts its own freshly loaded network
+
+
+def test_an_image_with_nothing_to_learn_from_is_scored_without_adaptation(tmp_path, monkeypatch, capsys):
+    dbcr = pytest.importorskip("models.dbcr")
+    import backend.adapt
+    from backend.evaluate import pipeline_predictor
+    from models.card import ModelCard, save_weights
+
+    config = dbcr.DBCRConfig(widths=(4, 8, 16, 32), enc_blocks=(1, 1, 1, 1), dec_blocks=(1, 1, 1, 1))
+    card = ModelCard(name="dbcr-tiny", algorithm="dbcr", config=config.to_dict(), tile_size=32, default_nfe=1)
+    weights = tmp_path / "dbcr-tiny.safetensors"
+    save_weights(weights, dbcr.DBCRNet(config).state_dict(), card)
+
+    def nothing_to_learn(*args, **kwargs):
+        raise backend.adapt.NothingToLearnError("Cannot adapt to this scene: no clear area")
+
+    monkeypatch.setattr(backend.adapt, "adapt_to_scene", nothing_to_learn)
+    data = _s2_folder(tmp_path / "data", sar=True)
+    predict = pipeline_predictor("dbcr", tmp_path, str(weights), device="cpu", adapt=5)
+    assert predict(data / "cloudy" / "half.tif", data / "sar" / "half.tif").shape == (13, SIZE, SIZE)
+    assert "scored without adaptation" in capsys.readouterr().err
