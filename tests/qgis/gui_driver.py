@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
+from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsSettings
 from qgis.PyQt.QtCore import QSize, QTimer
 from qgis.utils import iface, plugins
 
@@ -85,6 +85,8 @@ def start() -> None:
 
     if JOB.get("model"):  # a weights file instead of the shipped model (to try other weights by hand)
         settings.set_method_model("dbcr", JOB["model"])
+    # Layers without a CRS (DE's RGB PNG) must not stop the session with a question.
+    QgsSettings().setValue("Projections/unknownCrsBehavior", "UseProjectCrs")
 
     window = iface.mainWindow()
     window.resize(QSize(1500, 950))
@@ -182,9 +184,50 @@ def run_done() -> None:
 
 
 def shoot_result() -> None:
-    """Screenshot the main window (map, layers panel, Cloud removal panel)."""
+    """Screenshot the main window (map, layers panel, Cloud removal panel), then run the other methods."""
     shoot(iface.mainWindow(), "result.png")
-    finish()
+    later(next_method, 300)
+
+
+def next_method() -> None:
+    """Run the job's next other method (``also``: method, NFE, tile, layers to add first) from the panel."""
+    pending = JOB.get("also", [])
+    if not pending:
+        finish()
+        return
+    step = pending.pop(0)
+    for path in step.get("layers", []):  # e.g. DE's RGB sample: the panel picks the active layer first
+        iface.setActiveLayer(iface.addRasterLayer(path, Path(path).stem))
+    dock = plugins["cloud_removal"].dock
+    dock.method.setCurrentIndex(dock.method.findData(step["method"]))
+    dock.nfe.setValue(int(step["nfe"]))
+    dock.tile.setValue(int(step["tile"]))
+    QgsApplication.processEvents()
+    dock.run_button.click()
+    entry = {"method": step["method"], "started": dock.run.running(), "message": dock.message.text()}
+    REPORT.setdefault("methods", []).append(entry)
+    if not dock.run.running():
+        finish()
+    wait_for(lambda: not dock.run.running(), method_done, float(JOB.get("run_timeout", 150)), step["method"])
+
+
+def method_done() -> None:
+    """Record the newest result layer and its style, screenshot the window with it on top."""
+    entry = REPORT["methods"][-1]
+    entry["message"] = plugins["cloud_removal"].dock.message.text()
+    layers = [x for x in QgsProject.instance().layerTreeRoot().layerOrder() if "cloud-free" in x.name()]
+    if layers and isinstance(layers[0], QgsRasterLayer):
+        renderer = layers[0].renderer()
+        entry["result"] = {"name": layers[0].name(), "renderer": renderer.type(), "bands": layers[0].bandCount()}
+        iface.setActiveLayer(layers[0])
+        iface.mapCanvas().setExtent(layers[0].extent())
+        iface.mapCanvas().refresh()
+
+    def shoot_method() -> None:
+        shoot(iface.mainWindow(), f"result-{entry['method']}.png")
+        later(next_method, 300)
+
+    wait_for(lambda: not iface.mapCanvas().isDrawing(), lambda: later(shoot_method, 500), 30, "the map")
 
 
 QTimer.singleShot(1500, guarded(start))

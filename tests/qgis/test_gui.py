@@ -15,11 +15,16 @@ from typing import Any
 
 import pytest
 from qgis.PyQt.QtGui import QImage
-from qgis_support import REPO, SAMPLE_S1, SAMPLE_S2, WEIGHTS, needs_model, sandbox
+from qgis_support import REPO, SAMPLE_RGB, SAMPLE_S1, SAMPLE_S2, WEIGHTS, needs_model, sandbox
 
 XVFB = shutil.which("xvfb-run")
 QGIS_DESKTOP = Path("/usr/bin/qgis.bin")
 DOCS = REPO / "docs" / "screenshots"
+# NFE 0: each model's own default, so the screenshots show what a user gets; one 256 px tile per 256 px sample.
+OTHER_METHODS = [
+    {"method": "diffcr", "model": "diffcr-lite", "nfe": 0, "tile": 256, "label": "DiffCR"},
+    {"method": "de", "model": "de-lite", "nfe": 0, "tile": 256, "label": "DE", "layers": [str(SAMPLE_RGB)]},
+]
 
 pytestmark = pytest.mark.skipif(
     XVFB is None or not QGIS_DESKTOP.exists(), reason="needs xvfb-run and the QGIS desktop (qgis.bin)"
@@ -37,7 +42,11 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "run": WEIGHTS.exists(),
         "tile_size": 64,
         "run_timeout": 150,
-        "overall_timeout": 220,
+        "overall_timeout": 400,
+        # After DB-CR, the other methods whose models ship, from the same panel.
+        "also": [
+            step for step in OTHER_METHODS if (REPO / "models" / "weights" / f"{step['model']}.safetensors").exists()
+        ],
     }
     (root / "job.json").write_text(json.dumps(job))
     environment = sandbox.prepare(root / "sandbox", REPO)
@@ -45,7 +54,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     environment.update({"QT_QPA_PLATFORM": "xcb", "CLOUD_REMOVAL_GUI_JOB": str(root / "job.json")})
     command = [XVFB, "-a", "-s", "-screen 0 1600x1000x24", str(QGIS_DESKTOP), "--nologo", "--noversioncheck",
                "--code", str(Path(__file__).with_name("gui_driver.py"))]  # fmt: skip
-    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=260, check=False)
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=440, check=False)
     report_path = root / "report.json"
     assert report_path.exists(), f"QGIS wrote no report (exit {completed.returncode}):\n{completed.stderr[-3000:]}"
     report = json.loads(report_path.read_text())
@@ -98,3 +107,16 @@ def test_run_on_current_layers_adds_a_true_colour_result(session: dict[str, Any]
     window = image(next(shot for shot in session["screenshots"] if shot.endswith("result.png")))
     assert window.width() >= 1200
     assert (DOCS / "result.png").exists()
+
+
+@pytest.mark.parametrize("step", OTHER_METHODS, ids=[step["method"] for step in OTHER_METHODS])
+def test_the_other_methods_run_from_the_panel_too(session: dict[str, Any], step: dict[str, Any]) -> None:
+    if not (REPO / "models" / "weights" / f"{step['model']}.safetensors").exists():
+        pytest.skip(f"{step['model']} is not shipped")
+    runs = {entry["method"]: entry for entry in session.get("methods", [])}
+    assert step["method"] in runs, session["errors"]
+    entry = runs[step["method"]]
+    assert entry["started"] is True and "Done in" in entry["message"], entry["message"]
+    assert entry["result"]["name"].endswith(f"cloud-free ({step['label']})")
+    assert entry["result"]["renderer"] == "multibandcolor"
+    assert (DOCS / f"result-{step['method']}.png").exists()
