@@ -199,6 +199,7 @@ def pipeline_predictor(
     seed: int = 0,
     adapt: int = 0,
     keep_clear: bool = False,
+    runtime: str = "torch",
 ) -> Predict:
     """A ``predict`` that restores each image with the backend's own pipeline and reads the GeoTIFF back.
 
@@ -216,6 +217,7 @@ def pipeline_predictor(
         adapt: scene adaptation steps (``--adapt``): each image gets its own copy of the model, fine-tuned on it
             (its cloud-free target is never seen), as ``python -m backend run --adapt`` does.
         keep_clear: keep the input where s2cloudless sees no cloud (``run --keep-clear``).
+        runtime: ``torch`` or ``onnxruntime`` (``run --runtime``).
 
     Raises:
         EvaluationError: the device is unavailable (at once), or the model cannot be loaded or an image cannot be
@@ -231,7 +233,8 @@ def pipeline_predictor(
     from models.keep_clear import keep_clear as clear_pixels_kept
 
     try:
-        torch_device = choose_device(device)
+        # ONNX Runtime takes its tensors on the CPU (backend.runner.tensor_device), whatever device it runs on.
+        torch_device = choose_device(device if runtime == "torch" else "cpu")
     except BackendError as error:
         raise EvaluationError(str(error)) from error
     configure_threads(None)
@@ -251,6 +254,7 @@ def pipeline_predictor(
                 seed=seed,
                 adapt=adapt,
                 keep_clear=keep_clear,
+                runtime=runtime,
             )
             if adapt:  # a model per image, adapted to it; its messages go to stderr with the progress lines
                 restore, card = adapted_restorer(job, torch_device, Reporter(events=False))
@@ -321,6 +325,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep-clear", action="store_true", help="keep clear pixels as they are, as `run --keep-clear`"
     )
+    parser.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch", help="as `run --runtime`")
     parser.add_argument(
         "--adapt", type=int, default=0, help="scene adaptation steps per image, as `run --adapt` (0: off)"
     )
@@ -349,6 +354,7 @@ def run(args: argparse.Namespace) -> int:
                     args.seed,
                     args.adapt,
                     args.keep_clear,
+                    args.runtime,
                 )
             )
             report = evaluate_folder(args.data, predict, out_dir, method=args.method, grid_rows=args.grid_rows, log=log)
