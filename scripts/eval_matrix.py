@@ -1,7 +1,7 @@
 """Score one method on the evaluation folders, without and with scene adaptation, and print one Markdown table.
 
     .venv/bin/python scripts/eval_matrix.py dbcr --sets s2-held-out glf-cr --adapt 60
-    .venv/bin/python scripts/eval_matrix.py de --sets rice2-held-out --adapt 60
+    .venv/bin/python scripts/eval_matrix.py de --sets rice2-held-out --adapt 30 --runtime onnxruntime
 
 The folders come from ``python -m backend eval-sets`` (default ``runs/eval-sets``). Each variant is one
 ``python -m backend eval`` run (its report in ``runs/eval/<method>/<set>/<variant>/``); the table gives the mean
@@ -52,6 +52,8 @@ def main() -> int:
     parser.add_argument("--root", type=Path, default=Path("runs") / "eval-sets")
     parser.add_argument("--adapt", type=int, default=60, help="adaptation steps (0: no adapted variants)")
     parser.add_argument("--model", help="model name or file (default: the method's shipped model)")
+    parser.add_argument("--runtime", default="torch", help="torch or onnxruntime")
+    parser.add_argument("--only", nargs="+", help="run only these variants (e.g. plain adapt30)")
     args = parser.parse_args()
     for name in args.sets:
         lines = [
@@ -61,9 +63,10 @@ def main() -> int:
             "|---|---:|---:|---:|---:|---:|",
         ]
         means: dict[str, float] = {}
-        for variant, flags in variants(args.adapt).items():
+        chosen = {name: flags for name, flags in variants(args.adapt).items() if not args.only or name in args.only}
+        for variant, flags in chosen.items():
             out = Path("runs") / "eval" / args.method / name / variant
-            seconds = score(args.method, args.root / name, out, flags, args.model)
+            seconds = score(args.method, args.root / name, out, [*flags, "--runtime", args.runtime], args.model)
             report = json.loads((out / "report.json").read_text())
             if not means:
                 means = report["mean"]
