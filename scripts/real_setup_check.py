@@ -25,6 +25,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).absolute().parent.parent
 PLUGIN_NAME = "cloud_removal"
@@ -106,16 +107,21 @@ def run_setup(plugins: Path, timeout: float) -> dict[str, object]:
     }
 
 
-def run_backend(python: Path, plugin: Path, output: Path) -> dict[str, object]:
-    """Remove the clouds from the sample with the new environment (DB-CR, NFE 1), from the plugin folder."""
-    command = [str(python), "-m", "backend", "run", "dbcr", "--optical", SAMPLE_S2, "--sar", SAMPLE_S1,
-               "--output", str(output), "--nfe", "1"]  # fmt: skip
+def timed_run(command: list[str], output: Path, **options: Any) -> dict[str, object]:
+    """Run ``command``, print the end of its output; ok when it exits 0 and ``output`` is a non-empty file."""
     started = time.monotonic()
-    completed = subprocess.run(command, cwd=plugin, capture_output=True, text=True, check=False)
+    completed = subprocess.run(command, capture_output=True, text=True, check=False, **options)
     seconds = time.monotonic() - started
     print(completed.stdout[-2000:] + completed.stderr[-2000:])
     ok = completed.returncode == 0 and output.is_file() and output.stat().st_size > 0
     return {"ok": ok, "seconds": round(seconds, 1), "output": str(output), "exit_code": completed.returncode}
+
+
+def run_backend(python: Path, plugin: Path, output: Path) -> dict[str, object]:
+    """Remove the clouds from the sample with the new environment (DB-CR, NFE 1), from the plugin folder."""
+    command = [str(python), "-m", "backend", "run", "dbcr", "--optical", SAMPLE_S2, "--sar", SAMPLE_S1,
+               "--output", str(output), "--nfe", "1"]  # fmt: skip
+    return timed_run(command, output, cwd=plugin)
 
 
 def run_algorithm(plugin: Path, output: Path) -> dict[str, object]:
@@ -123,12 +129,7 @@ def run_algorithm(plugin: Path, output: Path) -> dict[str, object]:
     command = [QGIS_PROCESS, "run", "cloudremoval:dbcr", "--", f"OPTICAL={plugin / SAMPLE_S2}",
                f"SAR={plugin / SAMPLE_S1}", "NFE=1", f"OUTPUT={output}"]  # fmt: skip
     environment = {**os.environ, "PATH": os.pathsep.join([str(Path(QGIS_PROCESS).parent), os.environ["PATH"]])}
-    started = time.monotonic()
-    completed = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
-    seconds = time.monotonic() - started
-    print(completed.stdout[-2000:] + completed.stderr[-2000:])
-    ok = completed.returncode == 0 and output.is_file() and output.stat().st_size > 0
-    return {"ok": ok, "seconds": round(seconds, 1), "output": str(output), "exit_code": completed.returncode}
+    return timed_run(command, output, env=environment)
 
 
 def main() -> int:
