@@ -38,7 +38,7 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "de-reference-lite": ("de-reference", dataclasses.asdict(de_reference.LITE)),
 }
 # the model each algorithm uses when the user names none
-DEFAULT_MODELS = {"dbcr": "dbcr-lite", "diffcr": "diffcr-lite"}
+DEFAULT_MODELS = {"dbcr": "dbcr-lite", "diffcr": "diffcr-lite", "de": "de-lite"}
 
 
 class ModelNotFoundError(ValueError):
