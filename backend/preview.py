@@ -28,7 +28,7 @@ GAP_PX = 8
 
 
 def rgb_indexes(descriptions: tuple[str | None, ...]) -> list[int]:
-    """1-based bands holding B4, B3, B2: by description, else by the standard 13- or 12-band order.
+    """1-based bands holding B4, B3, B2: by description, else by the standard 13- or 12-band order (RGB: 1, 2, 3).
 
     Raises:
         BadInputError: the raster has no recognisable red, green and blue bands.
@@ -36,11 +36,13 @@ def rgb_indexes(descriptions: tuple[str | None, ...]) -> list[int]:
     names = [parse_s2_band(description) for description in descriptions]
     if all(band in names for band in RGB_BANDS):
         return [names.index(band) + 1 for band in RGB_BANDS]
+    if len(descriptions) in (3, 4):  # RGB or RGB + NIR (DE's imagery): red, green, blue come first
+        return [1, 2, 3]
     standard = {13: S2_L1C_BANDS, 12: S2_L2A_BANDS}.get(len(descriptions))
     if standard is None:
         raise BadInputError(
-            f"Cannot find bands B4, B3, B2 in a raster of {len(descriptions)} bands; "
-            "the preview needs a Sentinel-2 L1C (13 bands) or L2A (12 bands) image"
+            f"Cannot find bands B4, B3, B2 in a raster of {len(descriptions)} bands; the preview needs a "
+            "Sentinel-2 L1C (13 bands) or L2A (12 bands) image, or an RGB (+ NIR) one"
         )
     return [standard.index(band) + 1 for band in RGB_BANDS]
 

@@ -40,13 +40,15 @@ def test_rgb_bands():
     assert rgb_indexes((None,) * 13) == [4, 3, 2]
     assert rgb_indexes((None,) * 12) == [4, 3, 2]
     assert rgb_indexes(("B2", "B3", "B4", "B8")) == [3, 2, 1]
+    assert rgb_indexes((None,) * 3) == rgb_indexes((None,) * 4) == [1, 2, 3]  # unnamed RGB (+ NIR): in order
     with pytest.raises(BadInputError, match="B4, B3, B2"):
-        rgb_indexes((None,) * 4)
+        rgb_indexes((None,) * 5)
 
 
-def test_command(rasters, tmp_path, capsys):
+def test_command(rasters, tmp_path, capsys, kit):
     png = str(tmp_path / "cmd.png")
     assert main(["preview", "--before", rasters["l1c"], "--after", rasters["l1c"], "--png", png]) == 0
     assert "Wrote" in capsys.readouterr().err
-    assert main(["preview", "--before", rasters["wrong_bands"], "--after", rasters["l1c"], "--png", png]) == 2
+    five = kit.write_raster(tmp_path / "five.tif", kit.s2_dn(5))
+    assert main(["preview", "--before", five, "--after", rasters["l1c"], "--png", png]) == 2
     assert "Error: Cannot find bands" in capsys.readouterr().err
