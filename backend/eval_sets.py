@@ -7,6 +7,8 @@ Three folders in the layout ``python -m backend eval`` reads (``cloudy/``, ``tar
   have no Sentinel-1 in the data folder get a SAR image holding the "no radar" code the models were trained with
   (:data:`models.card.SAR_MISSING`, the bottom of each dB range): not a measurement, the same absence training saw.
 - ``glf-cr``: the one real SEN12MS-CR cloudy / cloud-free / S1 triplet.
+- ``glf-cr-rgb``: the same triplet's B4, B3, B2 as 8-bit PNGs (reflectance 0-0.3 stretched to 0-255, the same
+  stretch for cloudy and target), for DE, which restores 8-bit RGB.
 - ``rice2-held-out``: the RICE2 pairs held out of DE's training (every 10th in id order), as 8-bit PNGs.
 
 The chips are written as GeoTIFFs on a made-up 10 m UTM grid: the same grid for optical and SAR, so the backend's
@@ -39,6 +41,8 @@ DN_SCALE = 10000.0
 VERSIONS = 2
 COVER = (0.2, 0.7)
 VISIBLE_CHANGE = 0.02
+# Reflectance shown as white in the 8-bit RGB version of glf-cr.
+RGB_WHITE = 0.3
 GLF_CR = Path("sen12ms-cr") / "glf-cr"
 
 
@@ -123,6 +127,26 @@ def copy_glf_cr(data_root: Path, out: Path) -> int:
     return len(list((out / "cloudy").glob("*.tif")))
 
 
+def to_eight_bit_rgb(dn: np.ndarray) -> np.ndarray:
+    """(13, H, W) L1C digital numbers -> (H, W, 3) uint8 B4, B3, B2 with reflectance 0-RGB_WHITE as 0-255."""
+    rgb = dn[[3, 2, 1]].astype(np.float32) / DN_SCALE
+    return np.clip(np.round(rgb / RGB_WHITE * 255), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+
+
+def write_glf_cr_rgb(glf_cr: Path, out: Path) -> int:
+    """The triplet's cloudy and target images as 8-bit RGB PNGs; returns how many pairs."""
+    from PIL import Image
+
+    count = 0
+    for folder in ("cloudy", "target"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        for path in sorted((glf_cr / folder).glob("*.tif")):
+            with rasterio.open(path) as dataset:
+                Image.fromarray(to_eight_bit_rgb(dataset.read())).save(out / folder / f"{path.stem}.png")
+            count += folder == "cloudy"
+    return count
+
+
 def copy_rice2_held_out(data_root: Path, out: Path) -> int:
     """DE's held-out RICE2 pairs (``models.training.rice_pairs.split_pairs``), files copied; returns how many."""
     from models.datasets.rice import find_pairs
@@ -142,7 +166,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "eval-sets",
         help="write the evaluation folders (held-out chips, the glf-cr triplet, held-out RICE2 pairs)",
-        description="Write s2-held-out/, glf-cr/ and rice2-held-out/ under --out, each ready for `eval --data`.",
+        description="Write s2-held-out/, glf-cr/, glf-cr-rgb/ and rice2-held-out/ under --out, each ready for "
+        "`eval --data`.",
     )
     parser.add_argument("--data-root", type=Path, default=Path("..") / "shared" / "data", help="the shared data")
     parser.add_argument("--out", type=Path, default=Path("runs") / "eval-sets", help="where to write the folders")
@@ -160,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
     written = {
         "s2-held-out": write_s2_held_out(args.data_root, args.out / "s2-held-out", args.seed),
         "glf-cr": copy_glf_cr(args.data_root, args.out / "glf-cr"),
+        "glf-cr-rgb": write_glf_cr_rgb(args.out / "glf-cr", args.out / "glf-cr-rgb"),
         "rice2-held-out": copy_rice2_held_out(args.data_root, args.out / "rice2-held-out"),
     }
     for folder, count in written.items():

@@ -37,3 +37,11 @@ def test_rice2_hold_out_is_the_training_split(tmp_path):
     _, held = split_pairs(load_pairs(rice))
     assert sorted(p.stem for p in (tmp_path / "out" / "cloudy").iterdir()) == sorted(held.names)
     assert sorted(p.name for p in (tmp_path / "out" / "target").iterdir()) == [f"{n}.png" for n in sorted(held.names)]
+
+
+def test_the_rgb_version_takes_b4_b3_b2_with_one_fixed_stretch():
+    dn = np.zeros((13, 2, 2), np.uint16)
+    dn[3], dn[2], dn[1] = 3000, 1500, 6000  # B4 at white, B3 at half, B2 above white
+    rgb = eval_sets.to_eight_bit_rgb(dn)
+    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 0].tolist() == [255, 128, 255]
