@@ -25,6 +25,15 @@ Restorer = Callable[[Tensor, Tensor | None, list[tuple[int, int]]], Tensor]
 Network = Callable[..., Any]
 # DPM-Solver++ with the official final denoising takes NFE - 1 solver steps: NFE 1 leaves none.
 DIFFCR_MIN_NFE = 2
+# The noise schedule of a card that names none: each method's official one.
+DEFAULT_SCHEDULES = {"diffcr": "sigmoid", "de": "adm-linear"}
+
+
+def card_betas(card: ModelCard) -> Tensor:
+    """β of the noise schedule a DiffCR or DE model was trained on (its card's, else its method's official one)."""
+    schedule_card = card.schedule or {}
+    name = schedule_card.get("name", DEFAULT_SCHEDULES[card.algorithm])
+    return make_betas(str(name), int(schedule_card.get("n_timestep", 1000)))
 
 
 def _per_date(images: Tensor, per_date: int, dates: int, what: str) -> Tensor:
@@ -46,8 +55,7 @@ def diffcr_restorer(network: Network, card: ModelCard, nfe: int, seed: int = 0) 
         raise ValueError(f"DiffCR needs at least {DIFFCR_MIN_NFE} steps (NFE), not {nfe}")
     config = diffcr.DiffCRConfig.from_dict(card.config)
     schedule_card = card.schedule or {}
-    betas = make_betas(schedule_card.get("name", "sigmoid"), int(schedule_card.get("n_timestep", 1000)))
-    schedule = DiscreteVPSchedule.from_betas(betas)
+    schedule = DiscreteVPSchedule.from_betas(card_betas(card))
     denoise = diffcr.make_denoiser(network, schedule, schedule_card.get("time_input", "gamma"))
     thresholding = schedule_card.get("thresholding")
     correct = (
@@ -94,7 +102,7 @@ def de_restorer(
 
         reference, _ = load_model(name)
     schedule_card = card.schedule or {}
-    ac = alphas_cumprod(make_betas(schedule_card.get("name", "adm-linear"), int(schedule_card.get("n_timestep", 1000))))
+    ac = alphas_cumprod(card_betas(card))
     denoise = de.make_denoiser(network, ac, float(schedule_card.get("w_min", de.W_MIN)))
     ref_net = reference
 

@@ -190,11 +190,11 @@ def de_step(tuning: Tuning) -> Step:
 
 
 def card_alphas(card: ModelCard) -> Tensor:
-    """ᾱ of the noise schedule the card's diffusion model was trained on (float64)."""
-    from models.noise_schedules import alphas_cumprod, make_betas
+    """ᾱ of the noise schedule the card's diffusion model was trained on (float64), as its restorer reads it."""
+    from models.diffusion_restorers import card_betas
+    from models.noise_schedules import alphas_cumprod
 
-    schedule = card.schedule or {}
-    return alphas_cumprod(make_betas(str(schedule.get("name", "linear")), int(schedule.get("n_timestep", 1000))))
+    return alphas_cumprod(card_betas(card))
 
 
 STEPS: dict[str, Callable[[Tuning], Step]] = {"dbcr": dbcr_step, "diffcr": diffcr_step, "de": de_step}
