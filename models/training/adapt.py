@@ -168,25 +168,17 @@ def diffcr_step(tuning: Tuning) -> Step:
 
 
 def de_step(tuning: Tuning) -> Step:
-    """DE's official loss (``train_de.de_loss``) over its frozen reference network."""
+    """DE's official loss step (``train_de.training_step``) over its frozen reference network."""
     from models.de import DENet
-    from models.training.train_de import de_loss
+    from models.training.train_de import training_step
 
-    network, optimizer = tuning.network, tuning.optimizer
+    network = tuning.network
     if tuning.reference is None:
         raise ValueError("DE adapts over its reference network, which was not given")
     assert isinstance(network, DENet)
     frozen = tuning.reference.eval().requires_grad_(False)
     alphas = card_alphas(tuning.card)
-
-    def step(clear: Tensor, cloudy: Tensor, sar: Tensor) -> float:
-        loss = de_loss(network, frozen, alphas, cloudy, clear)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
-    return step
+    return lambda clear, cloudy, sar: training_step(network, frozen, tuning.optimizer, alphas, cloudy, clear)
 
 
 def card_alphas(card: ModelCard) -> Tensor:

@@ -201,6 +201,22 @@ def de_loss(network: DENet, reference: nn.Module, alphas: Tensor, cloudy: Tensor
     return F.mse_loss(eps, noise) + (x0 - (1 - w) * x0_eps - w * prior).abs().mean()
 
 
+def training_step(
+    network: DENet,
+    reference: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    alphas: Tensor,
+    cloudy: Tensor,
+    clear: Tensor,
+) -> float:
+    """One optimiser step of :func:`de_loss` (``reference`` frozen); returns the loss."""
+    loss = de_loss(network, reference, alphas, cloudy, clear)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 def evaluate_de(
     network: nn.Module, reference: nn.Module, card: ModelCard, cloudy: Tensor, clear: Tensor, nfe: int, seed: int
 ) -> dict[str, float]:
@@ -243,11 +259,7 @@ def train_de(
 
     def step() -> float:
         cloudy, clear = sample_pairs(train, settings.batch, sizes, state.rng)
-        loss = de_loss(network, reference, alphas, cloudy, clear)
-        state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        state.optimizer.step()
-        return loss.item()
+        return training_step(network, reference, state.optimizer, alphas, cloudy, clear)
 
     def validate(ema: nn.Module) -> dict[str, float]:
         metrics = evaluate_de(ema, reference, card, val_cloudy, val_clear, settings.val_nfe, settings.seed)
