@@ -65,7 +65,7 @@ def load_entry(name: str) -> tuple[Loaded, Loaded | None]:
     Raises:
         BackendError: the name is neither a config nor a readable model.
     """
-    from backend.runner import load_network, reference_model_name
+    from backend.runner import load_network, load_reference
     from models.registry import CONFIGS, build_network, shipped_models
 
     if name in CONFIGS and name not in shipped_models():  # a shipped model of that name is timed as shipped
@@ -81,9 +81,10 @@ def load_entry(name: str) -> tuple[Loaded, Loaded | None]:
         return entry, Loaded(build_network(ref_algorithm, ref_config).eval(), ref_card, reference_name, False)
     network, card, weights = load_network(name)
     entry = Loaded(network, card, weights.stem, True)
-    if card.algorithm != "de":
+    reference = load_reference(card, weights)
+    if reference is None:
         return entry, None
-    ref_net, ref_card, ref_weights = load_network(reference_model_name(card, weights))
+    ref_net, ref_card, ref_weights = reference
     return entry, Loaded(ref_net, ref_card, ref_weights.stem, True)
 
 
