@@ -62,20 +62,10 @@ def scene_clouds(optical: np.ndarray, card: ModelCard, threshold: float) -> tupl
     Raises:
         BadInputError: the model's bands allow neither.
     """
-    from models.cloudmask import (
-        brightness_cloud_mask,
-        brightness_cloud_probability,
-        cloud_probability,
-        mask_from_probability,
-        supports_s2cloudless,
-    )
+    from models.cloudmask import image_clouds, supports_s2cloudless
 
-    if supports_s2cloudless(card.optical_bands):
-        probability = cloud_probability(optical, card.optical_bands)
-        return probability, mask_from_probability(probability, threshold)
-    if tuple(card.optical_bands[:3]) == RGB_BANDS:
-        rgb = np.nan_to_num(optical[:3])
-        return brightness_cloud_probability(rgb), brightness_cloud_mask(rgb)
+    if supports_s2cloudless(card.optical_bands) or tuple(card.optical_bands[:3]) == RGB_BANDS:
+        return image_clouds(optical, card.optical_bands, threshold)
     raise BadInputError(f"Cannot find the clouds of this scene: {card.name}'s bands are neither Sentinel-2's nor RGB")
 
 

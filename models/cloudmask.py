@@ -146,6 +146,30 @@ def cloud_mask(
     return mask_from_probability(probability, threshold, average_over, dilation_size)
 
 
+def image_clouds(
+    image: np.ndarray, bands: Sequence[str], threshold: float = DEFAULT_THRESHOLD
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cloud probability and mask of one image, whatever its bands.
+
+    s2cloudless where the bands allow it; otherwise the brightness rule on the first three bands, taken as R, G, B
+    (its threshold is ``threshold`` but never below :data:`BRIGHTNESS_THRESHOLD`, under which bare ground passes).
+
+    Args:
+        image: (C, H, W) reflectance 0-1.
+        bands: its band names (model-card names).
+        threshold: the cloud threshold.
+
+    Returns:
+        (H, W) float32 probability 0-1 and (H, W) bool mask, True where cloudy.
+    """
+    if supports_s2cloudless(bands):
+        probability = cloud_probability(image, bands)
+        return probability, mask_from_probability(probability, threshold)
+    rgb = np.nan_to_num(image[:3])
+    brightness = max(threshold, BRIGHTNESS_THRESHOLD)
+    return brightness_cloud_probability(rgb), brightness_cloud_mask(rgb, threshold=brightness)
+
+
 def brightness_cloud_mask(
     rgb: np.ndarray, threshold: float = BRIGHTNESS_THRESHOLD, spread: float = WHITENESS_SPREAD
 ) -> np.ndarray:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.cloudmask import brightness_cloud_mask, cloud_mask, supports_s2cloudless
+from models.cloudmask import image_clouds
 from models.methods import Restorer
 
 # The blend ramps from input to model output over about 3 sigma: wide enough to hide the seam, narrow enough
@@ -44,10 +44,7 @@ def tile_cloud_mask(optical: Tensor, bands: Sequence[str], threshold: float) -> 
     """(B, C, H, W) reflectance -> (B, 1, H, W) float mask, 1 = cloud."""
     masks = []
     for image in optical.detach().cpu().numpy():
-        if supports_s2cloudless(bands):
-            mask = cloud_mask(image, bands, threshold=threshold)
-        else:  # RGB imagery: s2cloudless needs Sentinel-2's spectral bands
-            mask = brightness_cloud_mask(image[:3], threshold=max(threshold, 0.5))
+        _, mask = image_clouds(image, bands, threshold)  # RGB imagery: the brightness rule
         masks.append(mask.astype(np.float32))
     return torch.from_numpy(np.stack(masks))[:, None].to(optical.device)
 
