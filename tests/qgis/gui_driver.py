@@ -196,8 +196,10 @@ def next_method() -> None:
         finish()
         return
     step = pending.pop(0)
-    for path in step.get("layers", []):  # e.g. DE's RGB sample: the panel picks the active layer first
-        iface.setActiveLayer(iface.addRasterLayer(path, Path(path).stem))
+    for path in step.get("layers", []):  # e.g. DE's RGB sample
+        iface.addRasterLayer(path, Path(path).stem)
+    # The panel picks the active layer first: make it the step's input, not the previous run's result.
+    iface.setActiveLayer(QgsProject.instance().mapLayersByName(step["input"])[0])
     dock = plugins["cloud_removal"].dock
     dock.method.setCurrentIndex(dock.method.findData(step["method"]))
     dock.nfe.setValue(int(step["nfe"]))

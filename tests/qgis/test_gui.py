@@ -22,8 +22,16 @@ QGIS_DESKTOP = Path("/usr/bin/qgis.bin")
 DOCS = REPO / "docs" / "screenshots"
 # NFE 0: each model's own default, so the screenshots show what a user gets; one 256 px tile per 256 px sample.
 OTHER_METHODS = [
-    {"method": "diffcr", "model": "diffcr-lite", "nfe": 0, "tile": 256, "label": "DiffCR"},
-    {"method": "de", "model": "de-lite", "nfe": 0, "tile": 256, "label": "DE", "layers": [str(SAMPLE_RGB)]},
+    {"method": "diffcr", "model": "diffcr-lite", "nfe": 0, "tile": 256, "label": "DiffCR", "input": SAMPLE_S2.stem},
+    {
+        "method": "de",
+        "model": "de-lite",
+        "nfe": 0,
+        "tile": 256,
+        "label": "DE",
+        "layers": [str(SAMPLE_RGB)],
+        "input": SAMPLE_RGB.stem,
+    },
 ]
 
 pytestmark = pytest.mark.skipif(
@@ -117,6 +125,6 @@ def test_the_other_methods_run_from_the_panel_too(session: dict[str, Any], step:
     assert step["method"] in runs, session["errors"]
     entry = runs[step["method"]]
     assert entry["started"] is True and "Done in" in entry["message"], entry["message"]
-    assert entry["result"]["name"].endswith(f"cloud-free ({step['label']})")
+    assert entry["result"]["name"] == f"{step['input']} cloud-free ({step['label']})"  # made from the sample
     assert entry["result"]["renderer"] == "multibandcolor"
     assert (DOCS / f"result-{step['method']}.png").exists()
