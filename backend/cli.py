@@ -18,16 +18,16 @@ from backend.protocol import EXIT_INTERNAL, EXIT_USER_ERROR, encode_event
 
 # command name -> module exposing register(subparsers)
 COMMANDS = {
-    "run": "backend.run_command",
-    "models": "backend.models_command",
-    "preview": "backend.preview",
-    "bench": "backend.bench",
-    "train": "backend.train",
-    "eval": "backend.evaluate",
-    "eval-sets": "backend.eval_sets",
-    "import-checkpoint": "backend.import_checkpoint",
-    "cloudmask": "backend.cloudmask_command",
-    "export-onnx": "backend.export_onnx",
+    "run": "backend.commands.run",
+    "models": "backend.commands.models",
+    "preview": "backend.commands.preview",
+    "bench": "backend.commands.bench",
+    "train": "backend.commands.train",
+    "eval": "backend.commands.eval",
+    "eval-sets": "backend.commands.eval_sets",
+    "import-checkpoint": "backend.commands.import_checkpoint",
+    "cloudmask": "backend.commands.cloudmask",
+    "export-onnx": "backend.commands.export_onnx",
 }
 
 

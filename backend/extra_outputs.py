@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.cloudmask_command import blocks, write_cloud_mask
+from backend.commands.cloudmask import blocks, write_cloud_mask
 from backend.errors import BadInputError
 from backend.job import Job
 from backend.raster_io import OpticalSource
-from backend.reporting import Reporter
+from backend.reporter import Reporter
 from backend.writer import block_size, open_output
 from models.card import ModelCard
 from models.cloudmask import supports_s2cloudless

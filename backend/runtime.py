@@ -3,7 +3,7 @@
 With ``onnxruntime`` one denoiser step of the network (its forward pass) is exported to ONNX for the job's tile
 size, with a dynamic batch axis, and cached under :func:`cache_dir` as ``<sha256 of the weights>-<tile>.onnx``; the
 model card travels in the file's metadata. The samplers stay in Python and call the session through
-``models.onnx_export.OnnxModule``, which takes the torch module's place, so both runtimes run the same sampler code
+``models.onnx_step.OnnxModule``, which takes the torch module's place, so both runtimes run the same sampler code
 on the same position-seeded noise. ONNX Runtime uses its CUDA provider where it has one (device ``auto`` or
 ``cuda``), else the CPU; the sampler's own arithmetic stays on the CPU.
 """
@@ -48,7 +48,7 @@ def onnx_cache_path(weights: str | Path, tile: int) -> Path:
 
 
 def ort_device(device: str) -> str:
-    """The job's device (``auto``, ``cpu``, ``cuda``, ``cuda:N``) as ``models.onnx_export.open_session`` takes it."""
+    """The job's device (``auto``, ``cpu``, ``cuda``, ``cuda:N``) as ``models.onnx_step.open_session`` takes it."""
     return "cuda" if device.startswith("cuda") else device
 
 
@@ -66,7 +66,7 @@ def export_network(network: nn.Module, card: ModelCard, tile: int, path: Path) -
     Raises:
         ModelError: the export failed (the message names the model).
     """
-    from models.onnx_export import export_step
+    from models.onnx_step import export_step
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.onnx")
@@ -99,7 +99,7 @@ def onnx_network(
         DeviceError: CUDA was asked for and ONNX Runtime has no CUDA provider.
         ModelError: the export failed.
     """
-    from models.onnx_export import OnnxModule, open_session
+    from models.onnx_step import OnnxModule, open_session
     from models.step_inputs import STEP_INPUTS
 
     if card.algorithm not in STEP_INPUTS:

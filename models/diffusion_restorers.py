@@ -1,7 +1,7 @@
 """Restorers for DiffCR and DE: a network, its card and the NFE become ``restore(optical, sar, origins)``.
 
-Same contract as ``models.methods`` (docs/CONTRACTS.md): reflectance in, reflectance out, in the card's band
-order; ``origins`` fix each tile's starting noise (``models.position_noise``) so overlapping tiles agree and reruns
+Same contract as ``models.restorers`` (docs/CONTRACTS.md): reflectance in, reflectance out, in the card's band
+order; ``origins`` fix each tile's starting noise so overlapping tiles agree and reruns
 repeat. Both methods work in [-1, 1]: r → 2r − 1 on the way in, x → (x + 1)/2 on the way out.
 """
 
@@ -13,15 +13,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from models import de, diffcr
 from models.card import ModelCard
-from models.ddim import sample_ddim
-from models.dpm_solver import DiscreteVPSchedule, dynamic_thresholding, sample_dpm_solver
-from models.noise_schedules import alphas_cumprod, make_betas
-from models.position_noise import batch_position_noise
+from models.networks import de, diffcr
+from models.sampling.ddim import sample_ddim
+from models.sampling.dpm_solver import DiscreteVPSchedule, dynamic_thresholding, sample_dpm_solver
+from models.sampling.noise_schedules import alphas_cumprod, make_betas
+from models.sampling.position_noise import batch_position_noise
 
 Restorer = Callable[[Tensor, Tensor | None, list[tuple[int, int]]], Tensor]
-# A torch module or anything called like one (models.onnx_export.OnnxModule).
+# A torch module or anything called like one (models.onnx_step.OnnxModule).
 Network = Callable[..., Any]
 # DPM-Solver++ with the official final denoising takes NFE - 1 solver steps: NFE 1 leaves none.
 DIFFCR_MIN_NFE = 2

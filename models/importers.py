@@ -21,8 +21,8 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from models import de, de_reference, diffcr
 from models.card import S1_BANDS, S2_L1C_BANDS, ModelCard, file_sha256, save_weights
+from models.networks import de, de_reference, diffcr
 
 KINDS = ("diffcr-official", "de-official", "de-reference-official")
 BUILDERS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from models.cloudmask import image_clouds
-from models.methods import Restorer
+from models.restorers import Restorer
 
 # The blend ramps from input to model output over about 3 sigma: wide enough to hide the seam, narrow enough
 # that clear fields next to a cloud keep their own texture.

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from models import dbcr, de, de_reference, diffcr
 from models.card import ModelCard, read_card, read_weights
+from models.networks import dbcr, de, de_reference, diffcr
 from models.step_inputs import STEP_INPUTS
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"

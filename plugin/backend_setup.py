@@ -23,7 +23,7 @@ from qgis.core import QgsSettings, QgsTask
 from qgis.PyQt.QtCore import QProcess, QProcessEnvironment, pyqtSignal
 
 from ..backend import protocol
-from ..processing_provider.runner import backend_command
+from ..processing_provider.backend_process import backend_command
 from .environment import interpret_check
 from .pip_errors import explain_pip_failure
 from .settings import PLUGIN_DIR, venv_python

@@ -16,7 +16,7 @@ from typing import Any
 
 from qgis.PyQt.QtCore import QObject, QProcess, pyqtSignal
 
-from ..processing_provider.runner import backend_command, backend_problem
+from ..processing_provider.backend_process import backend_command, backend_problem
 from .settings import PLUGIN_DIR, profile_dir
 
 CACHE_FILE = "models-cache.json"

@@ -16,9 +16,9 @@ try:  # Qt 6 (QGIS 4) moved QAction to QtGui
 except ImportError:  # Qt 5
     from qgis.PyQt.QtWidgets import QAction
 
+from ..processing_provider.backend_process import backend_problem
 from ..processing_provider.compat import MESSAGE_INFO
 from ..processing_provider.provider import CloudRemovalProvider
-from ..processing_provider.runner import backend_problem
 from . import settings
 
 if TYPE_CHECKING:

@@ -31,9 +31,9 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ..plugin import settings
+from .backend_process import backend_problem, run_backend
 from .compat import DOUBLE, FLAG_ADVANCED, INTEGER, TYPE_RASTER
 from .inputs import ICONS, model_argument, raster_file
-from .runner import backend_problem, run_backend
 from .styling import style_on_load
 
 EXTRA_OUTPUT_SUFFIXES = {"mask": "_cloudmask", "change": "_change"}

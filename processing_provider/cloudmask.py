@@ -18,9 +18,9 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ..plugin import settings
+from .backend_process import backend_problem, run_backend
 from .compat import DOUBLE, FLAG_ADVANCED, INTEGER
 from .inputs import ICONS, raster_file
-from .runner import backend_problem, run_backend
 from .styling import style_on_load
 
 _HELP_HTML = """<p>Finds the clouds in a Sentinel-2 Level-1C image with s2cloudless, a per-pixel classifier (gradient

@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.card import ModelCard
-from models.dbcr import DBCRConfig, DBCRNet
-from models.samplers import sample_bridge
-from models.schedules import BRIDGE_TIMESTEPS, bridge_schedule, bridge_state
+from models.networks.dbcr import DBCRConfig, DBCRNet
+from models.sampling.bridge import sample_bridge
+from models.sampling.bridge_schedules import BRIDGE_TIMESTEPS, bridge_schedule, bridge_state
 from models.training.batches import sample_batch
 from models.training.chips import Chip
 from models.training.clouds import simulate_clouds

@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.card import RGB_BANDS, ModelCard
-from models.de import W_MIN, DEConfig, DENet
-from models.de_reference import DEReferenceConfig, DEReferenceNet
 from models.diffusion_restorers import de_restorer
-from models.noise_schedules import alphas_cumprod, make_betas
+from models.networks.de import W_MIN, DEConfig, DENet
+from models.networks.de_reference import DEReferenceConfig, DEReferenceNet
+from models.sampling.noise_schedules import alphas_cumprod, make_betas
 from models.training.loop_utils import Log, mean_psnr, new_state, run_loop
 from models.training.rice_pairs import HOLD_OUT_EVERY, Pairs, center_crops, crop_sizes, sample_pairs
 

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.card import S1_BANDS, S2_L1C_BANDS, ModelCard
-from models.diffcr import DiffCRConfig, DiffCRNet
 from models.diffusion_restorers import diffcr_restorer
-from models.noise_schedules import alphas_cumprod, make_betas
+from models.networks.diffcr import DiffCRConfig, DiffCRNet
+from models.sampling.noise_schedules import alphas_cumprod, make_betas
 from models.training.batches import sample_batch
 from models.training.chips import Chip
 from models.training.clouds import simulate_clouds

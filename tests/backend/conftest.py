@@ -152,8 +152,8 @@ def kit() -> SimpleNamespace:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A real (untrained, tiny) DB-CR weights file with its card, for end-to-end runs of the command line."""
-    from models import dbcr
     from models.card import save_weights
+    from models.networks import dbcr
     from models.registry import build_network
 
     config = dbcr.DBCRConfig(widths=(8, 16), enc_blocks=(1, 1), dec_blocks=(1, 1), heads=(1, 1))
@@ -190,9 +190,9 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Tiny random DiffCR (2 dates + S1, and optical only) and DE (RGB, with its reference beside it) weights."""
     import dataclasses
 
-    from models.de import DEConfig
-    from models.de_reference import DEReferenceConfig
-    from models.diffcr import DiffCRConfig
+    from models.networks.de import DEConfig
+    from models.networks.de_reference import DEReferenceConfig
+    from models.networks.diffcr import DiffCRConfig
 
     folder = tmp_path_factory.mktemp("diffusion-models")
     threshold = {"ratio": 0.995, "max_val": 1.0}

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from backend.protocol import EXIT_CANCELLED, decode_event
-from backend.runner import CANCEL_GRACE_S
+from backend.worker import CANCEL_GRACE_S
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STUCK_WORKER = """
 import sys, time
 from backend.protocol import encode_event
-from backend.runner import cancel_on_signals
+from backend.worker import cancel_on_signals
 partial = sys.argv[1]
 open(partial, "w").write("half a GeoTIFF")
 with cancel_on_signals(partial, lambda: print(encode_event("cancelled"), flush=True)):

@@ -7,8 +7,8 @@ import rasterio
 from backend.errors import BadInputError
 from backend.extra_outputs import extra_output_path
 from backend.job import Job
-from backend.reporting import Reporter
-from backend.runner import execute
+from backend.reporter import Reporter
+from backend.worker import execute
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample"
 OPTICAL = str(SAMPLE / "ROIs1868_summer_s2_cloudy_19_p30.tif")

@@ -4,8 +4,8 @@ import numpy as np
 import rasterio
 
 from backend.job import Job
-from backend.reporting import Reporter
-from backend.runner import execute
+from backend.reporter import Reporter
+from backend.worker import execute
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample"
 

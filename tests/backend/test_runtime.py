@@ -10,8 +10,8 @@ import torch
 from backend import runtime
 from backend.job import Job
 from backend.protocol import EXIT_OK, EXIT_USER_ERROR, decode_event
-from backend.reporting import Reporter
-from backend.runner import execute, load_restorer
+from backend.reporter import Reporter
+from backend.worker import execute, load_restorer
 
 
 @pytest.fixture(autouse=True)

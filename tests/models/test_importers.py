@@ -7,11 +7,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from backend import import_checkpoint as command
+from backend.commands import import_checkpoint as command
 from models.card import read_card, read_weights
-from models.de_reference import DEReferenceConfig, DEReferenceNet
-from models.diffcr import DiffCRConfig, DiffCRNet
 from models.importers import CheckpointError, build_network, import_checkpoint
+from models.networks.de_reference import DEReferenceConfig, DEReferenceNet
+from models.networks.diffcr import DiffCRConfig, DiffCRNet
 
 OFFICIAL = Path(__file__).resolve().parents[3] / "shared" / "reference" / "official-checkpoints"
 

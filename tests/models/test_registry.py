@@ -3,8 +3,8 @@ import torch
 
 from models import registry
 from models.card import ModelCard, save_weights
-from models.dbcr import DBCRConfig, DBCRNet
-from models.methods import make_restorer
+from models.networks.dbcr import DBCRConfig, DBCRNet
+from models.restorers import make_restorer
 
 TINY = DBCRConfig(widths=(8, 16), enc_blocks=(1, 1), dec_blocks=(1, 1), heads=(1, 2))
 

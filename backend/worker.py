@@ -1,0 +1,303 @@
+"""Execute one job: choose the device, load the model, run the pipeline, and answer with protocol events.
+
+This is the part of ``python -m backend run`` that does not parse a command line, so a long-lived worker reading
+jobs from stdin can call :func:`execute` the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+
+from backend.device import choose_device, configure_threads, default_threads
+from backend.errors import BackendError, BadInputError, CancelledError, DeviceError, ModelError
+from backend.extra_outputs import check_extra_outputs, write_extra_outputs
+from backend.job import ALGORITHM_LABELS, Job, algorithm_label
+from backend.pipeline import Restorer, run_removal
+from backend.protocol import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USER_ERROR
+from backend.raster_io import open_raster
+from backend.reporter import Reporter, forward_logs
+from backend.runtime import Network, ort_device_label, place_network
+from models.card import ModelCard
+from models.keep_clear import CloudCount, keep_clear
+
+log = logging.getLogger(__name__)
+
+
+def default_model(algorithm: str) -> str:
+    """The model an algorithm uses when the job names none (the registry's choice).
+
+    Raises:
+        BadInputError: the algorithm is unknown or has no shipped model.
+    """
+    from models.registry import DEFAULT_MODELS
+
+    if algorithm not in DEFAULT_MODELS:
+        if algorithm in ALGORITHM_LABELS:
+            raise BadInputError(
+                f"No {algorithm_label(algorithm)} model is shipped with the plugin yet; give one with --model "
+                "(a .safetensors file, e.g. made by python -m backend import-checkpoint)"
+            )
+        known = ", ".join(sorted(DEFAULT_MODELS)) or "none"
+        raise BadInputError(f"Unknown algorithm {algorithm!r}; available: {known}")
+    return DEFAULT_MODELS[algorithm]
+
+
+# (network, card, DE's reference network or None) -> the network to run: scene adaptation.
+NetworkHook = Callable[[torch.nn.Module, ModelCard, "torch.nn.Module | None"], torch.nn.Module]
+
+
+def load_restorer(job: Job, device: torch.device, adapt: NetworkHook | None = None) -> tuple[Restorer, ModelCard]:
+    """Load the job's model (and DE's reference network) for the job's runtime and wrap it in its method's restorer.
+
+    Args:
+        job: the job (model, NFE, seed, runtime, tile size, device, threads).
+        device: where the torch runtime puts the network; the restorer receives its tensors there (the
+            ``onnxruntime`` runtime takes them on the CPU, see :func:`tensor_device`).
+        adapt: applied to the network (on the CPU, in torch) before it is placed: scene adaptation.
+
+    Raises:
+        ModelError: the model cannot be found, read or exported, or belongs to another algorithm.
+        DeviceError: ONNX Runtime was asked for CUDA and has none.
+    """
+    from models.diffusion_restorers import DIFFCR_MIN_NFE
+    from models.restorers import make_restorer
+
+    name = job.model or default_model(job.algorithm)
+    log.info("Loading model %s", name)
+    network, card, weights = load_network(name)
+    if card.algorithm != job.algorithm:
+        raise ModelError(
+            f"Model {card.name} is a {algorithm_label(card.algorithm)} model, not {algorithm_label(job.algorithm)}; "
+            f"choose a {algorithm_label(job.algorithm)} model or run {card.algorithm}"
+        )
+    nfe = job.nfe or card.default_nfe
+    if card.algorithm == "diffcr" and nfe < DIFFCR_MIN_NFE:
+        raise BadInputError(
+            f"DiffCR needs at least {DIFFCR_MIN_NFE} steps (NFE): its solver ends with a denoising step; "
+            f"NFE {nfe} leaves no solver step"
+        )
+    reference_model = load_reference(card, weights)
+    if adapt is not None:
+        network = adapt(network, card, reference_model[0] if reference_model else None)
+    tile, _ = job.tiling(card.tile_size)
+    threads = job.threads or default_threads()
+
+    def place(net: torch.nn.Module, net_card: ModelCard, path: Path | None) -> Network:
+        return place_network(
+            net, net_card, path, runtime=job.runtime, tile=tile, torch_device=device, device=job.device, threads=threads
+        )
+
+    reference = place(*reference_model) if reference_model else None
+    try:
+        # An adapted network has no file of its own: the ONNX graph must not come from the original's cache.
+        restore = make_restorer(place(network, card, None if adapt else weights), card, nfe, job.seed, reference)
+    except ValueError as error:
+        raise ModelError(f"Model {card.name} cannot run: {error}") from error
+    return restore, card
+
+
+def load_reference(card: ModelCard, weights: Path) -> tuple[torch.nn.Module, ModelCard, Path] | None:
+    """DE's reference network (the one its card names), or None for the other methods.
+
+    Raises:
+        ModelError: the named model cannot be found or is not a DE reference network.
+    """
+    if card.algorithm != "de":
+        return None
+    network, reference_card, path = load_network(reference_model_name(card, weights))
+    if reference_card.algorithm != "de-reference":
+        raise ModelError(
+            f"DE model {card.name} names {reference_card.name} as its reference network, but that is a "
+            f"{algorithm_label(reference_card.algorithm)} model; import DE's reference network (MemoryNet)"
+        )
+    return network, reference_card, path
+
+
+def tensor_device(job: Job) -> torch.device:
+    """Where the pipeline puts the restorer's tensors: the torch device, or the CPU for ONNX Runtime.
+
+    Raises:
+        DeviceError: the torch device is not available.
+    """
+    return choose_device(job.device) if job.runtime == "torch" else torch.device("cpu")
+
+
+def load_network(name: str) -> tuple[torch.nn.Module, ModelCard, Path]:
+    """Load a model by name or path: its network (CPU), card and weights file.
+
+    Raises:
+        ModelError: the model cannot be found or read.
+    """
+    from models.registry import ModelNotFoundError, load_model, resolve_weights
+
+    try:
+        weights = resolve_weights(name)
+        network, card = load_model(str(weights))
+    except ModelNotFoundError as error:
+        raise ModelError(str(error)) from error
+    return network, card, weights
+
+
+def reference_model_name(card: ModelCard, weights: Path) -> str:
+    """DE's reference network: the card's ``reference_model``, a name, a path, or a file beside the DE weights.
+
+    Raises:
+        ModelError: the card names none.
+    """
+    name = (card.schedule or {}).get("reference_model")
+    if not name:
+        raise ModelError(
+            f"DE model {card.name} names no reference network; import one (python -m backend import-checkpoint "
+            "de-reference-official ...) and import the DE weights again with --reference"
+        )
+    beside = weights.parent / str(name)
+    for candidate in (beside, beside.with_name(f"{beside.name}.safetensors")):
+        if not Path(str(name)).is_absolute() and candidate.is_file():
+            return str(candidate)
+    return str(name)
+
+
+def execute(job: Job, reporter: Reporter, should_stop: Callable[[], bool] | None = None) -> int:
+    """Run a job, report it through ``reporter``, and return the process exit code (see backend.protocol)."""
+    stop = should_stop or (lambda: False)
+    try:
+        with forward_logs(reporter):
+            stats = _execute(job, reporter, stop)
+    except (CancelledError, KeyboardInterrupt):
+        reporter.emit("cancelled")
+        return EXIT_CANCELLED
+    except BackendError as error:
+        reporter.emit("error", code=error.code, message=error.message)
+        return EXIT_USER_ERROR
+    except torch.cuda.OutOfMemoryError:
+        message = f"The GPU ran out of memory; lower the batch size (now {job.batch}) or the tile size, or use the CPU"
+        reporter.emit("error", code="out_of_memory", message=message)
+        return EXIT_USER_ERROR
+    except MemoryError:
+        message = f"Out of memory; lower the batch size (now {job.batch}) or the tile size"
+        reporter.emit("error", code="out_of_memory", message=message)
+        return EXIT_USER_ERROR
+    except Exception as error:
+        traceback.print_exc()  # stderr: a bug, the traceback is what a developer needs
+        message = f"Internal error ({type(error).__name__}: {error}); please report it with the log"
+        reporter.emit("error", code="internal", message=message)
+        return EXIT_INTERNAL
+    reporter.emit("finished", output=job.output, stats=stats)
+    return EXIT_OK
+
+
+def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str, Any]:
+    device = tensor_device(job)
+    threads = configure_threads(job.threads)
+    # Opening is cheap and loading a model is not: an unreadable input fails before the model loads.
+    for path, role in (*((path, "optical") for path in job.optical_paths), (job.sar, "S1")):
+        if path:
+            open_raster(path, role).close()
+    if stop():
+        raise CancelledError()
+
+    def adapt(network: torch.nn.Module, card: ModelCard, reference: torch.nn.Module | None) -> torch.nn.Module:
+        from backend.scene_adaptation import adapt_to_scene
+
+        return adapt_to_scene(job, network, card, reporter, stop, reference)
+
+    restore, card = load_restorer(job, device, adapt if job.adapt else None)
+    check_extra_outputs(job.extra_outputs, card)
+    clouds = CloudCount()
+    if job.keep_clear:
+        restore = keep_clear(restore, card.optical_bands, job.cloud_threshold, clouds)
+    nfe = job.nfe or card.default_nfe
+    where = str(device) if job.runtime == "torch" else ort_device_label(job.device)
+
+    def started(tiles: int) -> None:
+        reporter.emit("started", algorithm=job.algorithm, tiles=tiles, model=card.name, nfe=nfe, device=where)
+
+    def progress(done: int, total: int) -> None:
+        reporter.emit("progress", done=done, total=total)
+
+    tags = {
+        "CLOUD_REMOVAL_ALGORITHM": job.algorithm,
+        "CLOUD_REMOVAL_MODEL": card.name,
+        "CLOUD_REMOVAL_NFE": str(nfe),
+        "CLOUD_REMOVAL_SEED": str(job.seed),
+        "CLOUD_REMOVAL_RUNTIME": job.runtime,
+    }
+    try:
+        stats = run_removal(
+            job, restore, card, device=device, started=started, progress=progress, should_stop=stop, tags=tags
+        )
+    except RuntimeError as error:
+        if device.type == "cuda" and "CUDA" in str(error):
+            raise DeviceError(f"The GPU failed while running the model ({error}); try the CPU") from error
+        raise
+    stats.update(model=card.name, algorithm=job.algorithm, nfe=nfe, device=where, threads=threads, runtime=job.runtime)
+    if job.keep_clear:
+        stats["cloud_fraction"] = round(clouds.fraction, 4)
+        reporter.log("info", f"Cloud cover: {100 * clouds.fraction:.1f} %; clear pixels were kept as they are")
+    if job.extra_outputs:
+        stats["extra_outputs"], mask_fraction = write_extra_outputs(job, card, reporter)
+        if mask_fraction is not None:  # exact, where keep-clear's count sees overlapping tiles twice
+            stats["cloud_fraction"] = mask_fraction
+    return stats
+
+
+# How long a cancelled run may take to reach the next batch before the worker stops where it is: a big batch or
+# many sampler steps can take minutes, and the plugin's Cancel must answer within about 2 s.
+CANCEL_GRACE_S = 1.5
+
+
+@contextmanager
+def cancel_on_signals(
+    partial: str | None = None, announce: Callable[[], None] | None = None
+) -> Iterator[threading.Event]:
+    """Within the block, SIGTERM/SIGINT ask the run to stop at the next batch.
+
+    If the run is still going :data:`CANCEL_GRACE_S` seconds later (or a second signal comes), the worker removes
+    ``partial`` (the unfinished output), calls ``announce`` (to send the ``cancelled`` event) and exits at once
+    with code 130.
+
+    Yields:
+        The event that is set when a stop was asked for (poll ``event.is_set`` between batches).
+    """
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event  # signal handlers can only be set from the main thread
+        return
+    watchdogs: list[threading.Timer] = []
+
+    def stop_now() -> None:
+        if partial:
+            with contextlib.suppress(OSError):
+                os.remove(partial)
+        if announce is not None:
+            announce()
+        os._exit(EXIT_CANCELLED)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if event.is_set():
+            stop_now()
+        event.set()
+        watchdogs.append(threading.Timer(CANCEL_GRACE_S, stop_now))
+        watchdogs[-1].daemon = True
+        watchdogs[-1].start()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield event
+    finally:
+        for watchdog in watchdogs:
+            watchdog.cancel()  # the run stopped in time: its own answer stands
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,1 @@
+"""The networks: torch modules that know nothing of samplers, tiles, files or devices."""
