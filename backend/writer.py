@@ -13,7 +13,9 @@ exits normally, so a failed or cancelled run never leaves a half file under the 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -96,7 +98,7 @@ def open_output(
             warnings.simplefilter("ignore", NotGeoreferencedWarning)  # an ungeoreferenced input: expected
             dataset = rasterio.open(partial, "w", **profile)
     except (RasterioError, OSError) as error:
-        raise OutputError(f"Cannot write {output}: {error}") from error
+        raise output_error(output, error) from error
     try:
         for index, name in enumerate(band_names, start=1):
             dataset.set_band_description(index, name)
@@ -110,12 +112,44 @@ def open_output(
         dataset.close()
         os.replace(partial, output)
     except BaseException as error:
-        dataset.close()
+        # Measured before the partial file goes: removing it frees the space that ran out.
+        failure = output_error(output, error) if isinstance(error, (RasterioError, OSError)) else None
+        with contextlib.suppress(RasterioError, OSError):
+            dataset.close()  # flushing a full disk fails again; the file goes all the same
         with contextlib.suppress(FileNotFoundError):
             os.remove(partial)
-        if isinstance(error, (RasterioError, OSError)):
-            raise OutputError(f"Cannot write {output}: {error}") from error
+        if failure is not None:
+            raise failure from error
         raise
+
+
+# Below this much free space a failed write is taken for a full disk whatever its message: GDAL often reports
+# only "TIFFAppendToStrip: Write error" or rasterio's "See previous exception", and the errno is lost on the way.
+NEARLY_FULL_BYTES = 16 * 1024 * 1024
+_FULL_DISK_TEXT = ("no space left on device", "free disk space available")
+
+
+def output_error(output: str, error: BaseException) -> OutputError:
+    """The sentence for a failure writing ``output``: a full disk says so and where, anything else GDAL's words."""
+    folder = os.path.dirname(os.path.abspath(output))
+    if is_disk_full(error, folder):
+        return OutputError(f"No space left on {folder}; free some space or choose another output folder")
+    return OutputError(f"Cannot write {output}: {error}")
+
+
+def is_disk_full(error: BaseException, folder: str) -> bool:
+    """Whether ``error`` (or one it came from) is ENOSPC or GDAL's report of it, or ``folder``'s disk is all but full."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        if any(words in str(seen).lower() for words in _FULL_DISK_TEXT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    try:
+        return shutil.disk_usage(folder).free < NEARLY_FULL_BYTES
+    except OSError:  # the folder is missing: not a full disk
+        return False
 
 
 class StripeWriter:

@@ -1,4 +1,6 @@
+import errno
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -114,3 +116,65 @@ def test_tile_above_written_rows_is_refused(tmp_path):
         first = tile_grid(70, 90, 32, 8)[0][0]
         with pytest.raises(ValueError):
             writer.add(first, np.zeros((1, 32, 32), np.float32), np.ones((32, 32), np.float32))
+
+
+class FullDisk:
+    """An open output whose writes fail as GDAL's do when the disk fills up."""
+
+    def __init__(self, dataset, error):
+        self.dataset, self.error = dataset, error
+
+    def __getattr__(self, name):
+        return getattr(self.dataset, name)
+
+    def write(self, *args, **kwargs):
+        raise self.error
+
+
+def gdal_write_error(message):
+    """rasterio's error for a failed write, chained as rasterio chains it to GDAL's own message."""
+    from rasterio.errors import RasterioIOError
+    from rasterio._err import CPLE_AppDefinedError
+
+    error = RasterioIOError("Read or write failed. See previous exception for details.")
+    error.__cause__ = CPLE_AppDefinedError(1, 1, message)
+    return error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        gdal_write_error("/data/out.tif.partial: No space left on device"),
+    ],
+    ids=["enospc", "gdal-message"],
+)
+def test_full_disk_is_a_sentence_and_leaves_no_file(tmp_path, error):
+    path = str(tmp_path / "out.tif")
+    values = np.zeros((1, 70, 90), np.float32)
+    with (
+        pytest.raises(OutputError, match=f"No space left on {tmp_path}; free some space or choose another output"),
+        open_output(path, GRID, ["B1"], np.dtype("float32"), None) as dataset,
+    ):
+        writer = StripeWriter(FullDisk(dataset, error), 1, 70, identity_encode)
+        writer.add(tile_grid(70, 90, 96, 0)[0][0], values, np.ones((70, 90), np.float32))
+        writer.finish()
+    assert os.listdir(tmp_path) == []
+
+
+def test_gdal_write_error_on_a_nearly_full_disk_is_a_full_disk(tmp_path, monkeypatch):
+    path = str(tmp_path / "out.tif")
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage._replace(free=4096))
+    with pytest.raises(OutputError, match="No space left on"), open_output(path, GRID, ["B1"], np.dtype("uint16"), None):
+        raise gdal_write_error("TIFFAppendToStrip:Write error at scanline 0")
+    assert os.listdir(tmp_path) == []
+
+
+def test_other_write_errors_keep_gdal_words(tmp_path):
+    path = str(tmp_path / "out.tif")
+    with (
+        pytest.raises(OutputError, match="Cannot write .*See previous exception"),
+        open_output(path, GRID, ["B1"], np.dtype("uint16"), None),
+    ):
+        raise gdal_write_error("TIFFAppendToStrip:Write error at scanline 0")
