@@ -138,7 +138,7 @@ def output_error(output: str, error: BaseException) -> OutputError:
 
 
 def is_disk_full(error: BaseException, folder: str) -> bool:
-    """Whether ``error`` (or one it came from) is ENOSPC or GDAL's report of it, or ``folder``'s disk is all but full."""
+    """Whether ``error`` (or one it came from) is ENOSPC or GDAL's report of it, or ``folder``'s disk is nearly full."""
     seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:

@@ -1,5 +1,6 @@
 import errno
 import os
+import re
 import shutil
 
 import numpy as np
@@ -133,8 +134,8 @@ class FullDisk:
 
 def gdal_write_error(message):
     """rasterio's error for a failed write, chained as rasterio chains it to GDAL's own message."""
-    from rasterio.errors import RasterioIOError
     from rasterio._err import CPLE_AppDefinedError
+    from rasterio.errors import RasterioIOError
 
     error = RasterioIOError("Read or write failed. See previous exception for details.")
     error.__cause__ = CPLE_AppDefinedError(1, 1, message)
@@ -153,7 +154,7 @@ def test_full_disk_is_a_sentence_and_leaves_no_file(tmp_path, error):
     path = str(tmp_path / "out.tif")
     values = np.zeros((1, 70, 90), np.float32)
     with (
-        pytest.raises(OutputError, match=f"No space left on {tmp_path}; free some space or choose another output"),
+        pytest.raises(OutputError, match=re.escape(f"No space left on {tmp_path}; free some space")),
         open_output(path, GRID, ["B1"], np.dtype("float32"), None) as dataset,
     ):
         writer = StripeWriter(FullDisk(dataset, error), 1, 70, identity_encode)
@@ -166,7 +167,10 @@ def test_gdal_write_error_on_a_nearly_full_disk_is_a_full_disk(tmp_path, monkeyp
     path = str(tmp_path / "out.tif")
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage._replace(free=4096))
-    with pytest.raises(OutputError, match="No space left on"), open_output(path, GRID, ["B1"], np.dtype("uint16"), None):
+    with (
+        pytest.raises(OutputError, match="No space left on"),
+        open_output(path, GRID, ["B1"], np.dtype("uint16"), None),
+    ):
         raise gdal_write_error("TIFFAppendToStrip:Write error at scanline 0")
     assert os.listdir(tmp_path) == []
 
@@ -174,7 +178,7 @@ def test_gdal_write_error_on_a_nearly_full_disk_is_a_full_disk(tmp_path, monkeyp
 def test_other_write_errors_keep_gdal_words(tmp_path):
     path = str(tmp_path / "out.tif")
     with (
-        pytest.raises(OutputError, match="Cannot write .*See previous exception"),
+        pytest.raises(OutputError, match=r"Cannot write .*See previous exception"),
         open_output(path, GRID, ["B1"], np.dtype("uint16"), None),
     ):
         raise gdal_write_error("TIFFAppendToStrip:Write error at scanline 0")
