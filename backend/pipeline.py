@@ -10,6 +10,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,11 +20,13 @@ from backend.bands import is_sentinel2_model
 from backend.dates import OpticalDates
 from backend.errors import BadInputError, CancelledError, ModelError
 from backend.job import Job, algorithm_label
+from backend.pass_outputs import CloudTally, PassOutputs, PassWriters, open_pass_writers, tile_change
 from backend.raster_io import Grid
 from backend.sar import SarSource
 from backend.tiling import Tile, blend_weight, pad_to_tile, tile_grid, tile_starts
 from backend.writer import StripeWriter, open_output
 from models.card import ModelCard
+from models.keep_clear import fill_clouds_only
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ def run_removal(
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     tags: dict[str, str] | None = None,
+    outputs: PassOutputs | None = None,
 ) -> dict[str, Any]:
     """Restore ``job.optical`` (with its further dates, if any) tile by tile and write ``job.output``.
 
@@ -56,6 +60,7 @@ def run_removal(
         should_stop: polled before every batch; when it returns True the run stops with :class:`CancelledError`
             and the partial output is removed.
         tags: metadata tags written into the output (model, NFE, ...).
+        outputs: what the same pass also does: keep clear pixels, write the cloud mask and the change band.
 
     Returns:
         Run statistics: tiles, skipped_tiles (no valid pixel), seconds, megapixels, mpix_per_s, sar_coverage, ...
@@ -66,6 +71,7 @@ def run_removal(
     label = algorithm_label(card.algorithm)
     tile_size, overlap = job.tiling(card.tile_size)
     stop = should_stop or (lambda: False)
+    extras = outputs or PassOutputs()
     clock = time.perf_counter()
     with contextlib.ExitStack() as stack:
         dates = stack.enter_context(OpticalDates(job.optical_paths, card, job.l2a_offset, job.optical_scale, label))
@@ -92,17 +98,24 @@ def run_removal(
         rows_per_batch = -(-job.batch // len(tile_starts(grid.width, tile_size, overlap)))
         stripe_rows = tile_size + (tile_size - overlap) * rows_per_batch
         writer = StripeWriter(dataset, len(card.optical_bands), stripe_rows, optical.encode, optical.has_mask)
+        passes = open_pass_writers(stack, extras, grid, stripe_rows, tags)
+        tiles_clouds = CloudTally()
+        read_bands = [index for index, source in enumerate(optical.band_map.model_sources) if source is not None]
         skipped = 0
         for start in range(0, len(tiles), job.batch):
             if stop():
                 raise CancelledError()
             batch = tiles[start : start + job.batch]
-            skipped += _run_batch(batch, dates, sar, restore, card, grid, overlap, device, writer)
+            batch_run = BatchRun(restore, card, grid, overlap, device, writer, extras, passes, tiles_clouds, read_bands)
+            skipped += batch_run.run(batch, dates, sar)
             done = start + len(batch)
-            writer.release(tiles[done].row if done < len(tiles) else grid.height)
+            release_row = tiles[done].row if done < len(tiles) else grid.height
+            writer.release(release_row)
+            passes.release(release_row)
             if progress:
                 progress(done, len(tiles))
         writer.finish()
+        passes.finish()
     seconds = time.perf_counter() - clock
     megapixels = grid.width * grid.height / 1e6
     return {
@@ -120,7 +133,20 @@ def run_removal(
         "sar_scale": sar.scale if sar is not None else None,
         "dates": len(job.optical_paths),
         "optical_scale": optical.scale,
+        **_cloud_stats(extras, passes, tiles_clouds),
     }
+
+
+def _cloud_stats(extras: PassOutputs, passes: PassWriters, tiles_clouds: CloudTally) -> dict[str, Any]:
+    """The extra outputs written and the cloud fraction: exact from the written mask, else over the tiles."""
+    stats: dict[str, Any] = {}
+    written = {kind: path for kind, path in (("mask", extras.mask_path), ("change", extras.change_path)) if path}
+    if written:
+        stats["extra_outputs"] = written
+    if extras.needs_clouds:
+        tally = passes.tally if passes.mask is not None else tiles_clouds  # tiles: overlaps count twice
+        stats["cloud_fraction"] = round(tally.fraction, 4)
+    return stats
 
 
 def _open_sar(job: Job, card: ModelCard, grid: Grid, label: str) -> SarSource | None:
@@ -133,45 +159,75 @@ def _open_sar(job: Job, card: ModelCard, grid: Grid, label: str) -> SarSource | 
     return SarSource(job.sar, grid, card.sar_bands, card.sar_db_ranges, job.sar_scale, job.sar_bands, label)
 
 
-def _run_batch(
-    batch: list[Tile],
-    optical: OpticalDates,
-    sar: SarSource | None,
-    restore: Restorer,
-    card: ModelCard,
-    grid: Grid,
-    overlap: int,
-    device: torch.device | str,
-    writer: StripeWriter,
-) -> int:
-    """Read, restore and blend one batch; return how many tiles were skipped for having no valid pixel."""
-    kept: list[tuple[Tile, np.ndarray, np.ndarray, np.ndarray | None]] = []
-    for tile in batch:
-        reflectance, valid = optical.read(tile.window)
-        if not valid.any():
-            continue  # all nodata: nothing to restore, the writer leaves it nodata
-        sar_tile = sar.read(tile.window)[0] if sar is not None else None
-        kept.append((tile, reflectance, valid, sar_tile))
-    if not kept:
-        return len(batch)
-    size = batch[0].size
-    optical_in = torch.from_numpy(np.stack([pad_to_tile(item[1], size) for item in kept])).to(device)
-    sar_in = None
-    if sar is not None:
-        sar_tiles = [pad_to_tile(item[3], size) for item in kept if item[3] is not None]
-        sar_in = torch.from_numpy(np.stack(sar_tiles)).to(device)
-    with torch.inference_mode():
-        restored = restore(optical_in, sar_in, [item[0].origin for item in kept])
-    expected = (len(kept), len(card.optical_bands), size, size)
-    if tuple(restored.shape) != expected:
-        raise ModelError(f"Model {card.name} returned tiles of shape {tuple(restored.shape)}, expected {expected}")
-    result = restored.detach().float().cpu().numpy()
-    if not np.isfinite(result).all():
-        raise ModelError(
-            f"Model {card.name} produced invalid values (NaN or infinity); check the inputs' scale "
-            "(reflectance offset, SAR dB or linear) or try another model"
-        )
-    for index, (tile, _, valid, _) in enumerate(kept):
-        weight = blend_weight(tile, grid.height, grid.width, overlap) * valid
-        writer.add(tile, result[index, :, : tile.height, : tile.width], weight)
-    return len(batch) - len(kept)
+@dataclass
+class BatchRun:
+    """One batch's way through the network: what it needs besides the tiles, fixed for the whole run."""
+
+    restore: Restorer
+    card: ModelCard
+    grid: Grid
+    overlap: int
+    device: torch.device | str
+    writer: StripeWriter
+    extras: PassOutputs
+    passes: PassWriters
+    tally: CloudTally
+    read_bands: list[int]
+
+    def run(self, batch: list[Tile], optical: OpticalDates, sar: SarSource | None) -> int:
+        """Read, restore and blend one batch; return how many tiles were skipped for having no valid pixel."""
+        kept: list[tuple[Tile, np.ndarray, np.ndarray, np.ndarray | None]] = []
+        for tile in batch:
+            reflectance, valid = optical.read(tile.window)
+            if not valid.any():
+                continue  # all nodata: nothing to restore, the writer leaves it nodata
+            sar_tile = sar.read(tile.window)[0] if sar is not None else None
+            kept.append((tile, reflectance, valid, sar_tile))
+        if not kept:
+            return len(batch)
+        size = batch[0].size
+        optical_in = torch.from_numpy(np.stack([pad_to_tile(item[1], size) for item in kept])).to(self.device)
+        sar_in = None
+        if sar is not None:
+            sar_tiles = [pad_to_tile(item[3], size) for item in kept if item[3] is not None]
+            sar_in = torch.from_numpy(np.stack(sar_tiles)).to(self.device)
+        tiles = [item[0] for item in kept]
+        masks = self.extras.tile_masks(optical_in, tiles) if self.extras.needs_clouds else None
+        restored = self._restore(optical_in, sar_in, tiles, masks)
+        inputs = optical_in.detach().float().cpu().numpy()
+        mask_values = masks.detach().float().cpu().numpy() if masks is not None else None
+        for index, (tile, _, valid, _) in enumerate(kept):
+            weight = blend_weight(tile, self.grid.height, self.grid.width, self.overlap) * valid
+            values = restored[index, :, : tile.height, : tile.width]
+            self.writer.add(tile, values, weight)
+            mask = mask_values[index, :, : tile.height, : tile.width] if mask_values is not None else None
+            if mask is not None:
+                self.tally.cloudy += int(np.count_nonzero(mask[0] * valid))
+                self.tally.valid += int(np.count_nonzero(valid))
+            change = None
+            if self.passes.change is not None:
+                before = inputs[index, :, : tile.height, : tile.width]
+                change = tile_change(values, before, self.read_bands)
+            self.passes.add(tile, weight, mask, change)
+        return len(batch) - len(kept)
+
+    def _restore(
+        self, optical: torch.Tensor, sar: torch.Tensor | None, tiles: list[Tile], masks: torch.Tensor | None
+    ) -> np.ndarray:
+        origins = [tile.origin for tile in tiles]
+        with torch.inference_mode():
+            if self.extras.keep_clear and masks is not None:
+                restored = fill_clouds_only(self.restore, optical, sar, origins, masks)
+            else:
+                restored = self.restore(optical, sar, origins)
+        card = self.card
+        expected = (len(tiles), len(card.optical_bands), *optical.shape[-2:])
+        if tuple(restored.shape) != expected:
+            raise ModelError(f"Model {card.name} returned tiles of shape {tuple(restored.shape)}, expected {expected}")
+        result = restored.detach().float().cpu().numpy()
+        if not np.isfinite(result).all():
+            raise ModelError(
+                f"Model {card.name} produced invalid values (NaN or infinity); check the inputs' scale "
+                "(reflectance offset, SAR dB or linear) or try another model"
+            )
+        return result

@@ -19,6 +19,7 @@ from torch import nn
 
 from backend.errors import BadInputError, CancelledError
 from backend.job import Job, algorithm_label
+from backend.pass_outputs import KnownClouds
 from backend.raster_io import OpticalSource
 from backend.reporter import Reporter
 from backend.sar import SarSource
@@ -40,8 +41,8 @@ def centre_window(height: int, width: int, side: int = MAX_SCENE_SIDE) -> Window
     return Window((width - cols) // 2, (height - rows) // 2, cols, rows)
 
 
-def read_scene(job: Job, card: ModelCard) -> Scene:
-    """The scene's optical and SAR arrays and its cloud probability and mask."""
+def read_scene(job: Job, card: ModelCard) -> tuple[Scene, Window]:
+    """The scene's optical and SAR arrays and its cloud probability and mask, and the window they were read from."""
     label = algorithm_label(card.algorithm)
     with OpticalSource(job.optical, card.optical_bands, card.optical_scale, job.l2a_offset, label, card.name) as source:
         window = centre_window(source.grid.height, source.grid.width)
@@ -53,7 +54,7 @@ def read_scene(job: Job, card: ModelCard) -> Scene:
             ) as radar:
                 sar, _ = radar.read(window)
     probability, mask = scene_clouds(optical, card, job.cloud_threshold)
-    return Scene(optical, sar, probability, mask & valid, valid)
+    return Scene(optical, sar, probability, mask & valid, valid), window
 
 
 def scene_clouds(optical: np.ndarray, card: ModelCard, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -76,8 +77,12 @@ def adapt_to_scene(
     reporter: Reporter,
     should_stop: Callable[[], bool],
     reference: nn.Module | None = None,
+    found_clouds: Callable[[KnownClouds], None] | None = None,
 ) -> nn.Module:
     """Fine-tune ``network`` on the job's scene for ``job.adapt`` steps; save it if the job asks.
+
+    ``found_clouds`` receives the clouds found in the scene, so that the run reuses them instead of finding them
+    again.
 
     Raises:
         BadInputError: the method cannot adapt.
@@ -86,7 +91,9 @@ def adapt_to_scene(
     """
     if card.algorithm not in STEPS:
         raise BadInputError(f"Scene adaptation is not available for {algorithm_label(card.algorithm)} models")
-    scene = read_scene(job, card)
+    scene, window = read_scene(job, card)
+    if found_clouds is not None:
+        found_clouds(KnownClouds(window, scene.mask))
     share = clear_fraction(scene)
     reporter.log("info", f"Adapting {card.name} to the scene: {100 * share:.0f} % clear, {job.adapt} steps")
     if share < 0.05:

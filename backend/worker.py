@@ -6,31 +6,25 @@ jobs from stdin can call :func:`execute` the same way.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
-import threading
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import torch
 
 from backend.device import choose_device, configure_threads, default_threads
 from backend.errors import BackendError, BadInputError, CancelledError, DeviceError, ModelError
-from backend.extra_outputs import check_extra_outputs, write_extra_outputs
 from backend.job import ALGORITHM_LABELS, Job, algorithm_label
+from backend.pass_outputs import KnownClouds, pass_outputs
 from backend.pipeline import Restorer, run_removal
 from backend.protocol import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USER_ERROR
 from backend.raster_io import open_raster
 from backend.reporter import Reporter, forward_logs
 from backend.runtime import Network, ort_device_label, place_network
 from models.card import ModelCard
-from models.keep_clear import CloudCount, keep_clear
+from models.sampling.types import StepCallback
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +52,9 @@ def default_model(algorithm: str) -> str:
 NetworkHook = Callable[[torch.nn.Module, ModelCard, "torch.nn.Module | None"], torch.nn.Module]
 
 
-def load_restorer(job: Job, device: torch.device, adapt: NetworkHook | None = None) -> tuple[Restorer, ModelCard]:
+def load_restorer(
+    job: Job, device: torch.device, adapt: NetworkHook | None = None, callback: StepCallback | None = None
+) -> tuple[Restorer, ModelCard]:
     """Load the job's model (and DE's reference network) for the job's runtime and wrap it in its method's restorer.
 
     Args:
@@ -66,13 +62,13 @@ def load_restorer(job: Job, device: torch.device, adapt: NetworkHook | None = No
         device: where the torch runtime puts the network; the restorer receives its tensors there (the
             ``onnxruntime`` runtime takes them on the CPU, see :func:`tensor_device`).
         adapt: applied to the network (on the CPU, in torch) before it is placed: scene adaptation.
+        callback: called by the sampler after every network evaluation; raising there stops the run.
 
     Raises:
         ModelError: the model cannot be found, read or exported, or belongs to another algorithm.
         DeviceError: ONNX Runtime was asked for CUDA and has none.
     """
-    from models.diffusion_restorers import DIFFCR_MIN_NFE
-    from models.restorers import make_restorer
+    from models.restorers import DIFFCR_MIN_NFE, make_restorer
 
     name = job.model or default_model(job.algorithm)
     log.info("Loading model %s", name)
@@ -102,7 +98,8 @@ def load_restorer(job: Job, device: torch.device, adapt: NetworkHook | None = No
     reference = place(*reference_model) if reference_model else None
     try:
         # An adapted network has no file of its own: the ONNX graph must not come from the original's cache.
-        restore = make_restorer(place(network, card, None if adapt else weights), card, nfe, job.seed, reference)
+        placed = place(network, card, None if adapt else weights)
+        restore = make_restorer(placed, card, nfe, job.seed, reference, callback)
     except ValueError as error:
         raise ModelError(f"Model {card.name} cannot run: {error}") from error
     return restore, card
@@ -156,7 +153,7 @@ def reference_model_name(card: ModelCard, weights: Path) -> str:
     Raises:
         ModelError: the card names none.
     """
-    name = (card.schedule or {}).get("reference_model")
+    name = card.reference_model
     if not name:
         raise ModelError(
             f"DE model {card.name} names no reference network; import one (python -m backend import-checkpoint "
@@ -207,17 +204,19 @@ def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str
             open_raster(path, role).close()
     if stop():
         raise CancelledError()
+    scene_clouds: list[KnownClouds] = []
 
     def adapt(network: torch.nn.Module, card: ModelCard, reference: torch.nn.Module | None) -> torch.nn.Module:
         from backend.scene_adaptation import adapt_to_scene
 
-        return adapt_to_scene(job, network, card, reporter, stop, reference)
+        return adapt_to_scene(job, network, card, reporter, stop, reference, scene_clouds.append)
 
-    restore, card = load_restorer(job, device, adapt if job.adapt else None)
-    check_extra_outputs(job.extra_outputs, card)
-    clouds = CloudCount()
-    if job.keep_clear:
-        restore = keep_clear(restore, card.optical_bands, job.cloud_threshold, clouds)
+    def cancel_between_steps(done: int, total: int) -> None:
+        if stop():  # within one network call of a cancel, even inside a long batch
+            raise CancelledError()
+
+    restore, card = load_restorer(job, device, adapt if job.adapt else None, cancel_between_steps)
+    outputs = pass_outputs(job, card, scene_clouds[0] if scene_clouds else None)
     nfe = job.nfe or card.default_nfe
     where = str(device) if job.runtime == "torch" else ort_device_label(job.device)
 
@@ -233,10 +232,19 @@ def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str
         "CLOUD_REMOVAL_NFE": str(nfe),
         "CLOUD_REMOVAL_SEED": str(job.seed),
         "CLOUD_REMOVAL_RUNTIME": job.runtime,
+        "CLOUD_REMOVAL_KEEP_CLEAR": str(job.keep_clear).lower(),
     }
     try:
         stats = run_removal(
-            job, restore, card, device=device, started=started, progress=progress, should_stop=stop, tags=tags
+            job,
+            restore,
+            card,
+            device=device,
+            started=started,
+            progress=progress,
+            should_stop=stop,
+            tags=tags,
+            outputs=outputs,
         )
     except RuntimeError as error:
         if device.type == "cuda" and "CUDA" in str(error):
@@ -244,60 +252,8 @@ def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str
         raise
     stats.update(model=card.name, algorithm=job.algorithm, nfe=nfe, device=where, threads=threads, runtime=job.runtime)
     if job.keep_clear:
-        stats["cloud_fraction"] = round(clouds.fraction, 4)
-        reporter.log("info", f"Cloud cover: {100 * clouds.fraction:.1f} %; clear pixels were kept as they are")
-    if job.extra_outputs:
-        stats["extra_outputs"], mask_fraction = write_extra_outputs(job, card, reporter)
-        if mask_fraction is not None:  # exact, where keep-clear's count sees overlapping tiles twice
-            stats["cloud_fraction"] = mask_fraction
+        cover = 100 * stats.get("cloud_fraction", 0.0)
+        reporter.log("info", f"Cloud cover: {cover:.1f} %; clear pixels were kept as they are")
+    for kind, path in stats.get("extra_outputs", {}).items():
+        reporter.log("info", f"Wrote the {kind} output {path}")
     return stats
-
-
-# How long a cancelled run may take to reach the next batch before the worker stops where it is: a big batch or
-# many sampler steps can take minutes, and the plugin's Cancel must answer within about 2 s.
-CANCEL_GRACE_S = 1.5
-
-
-@contextmanager
-def cancel_on_signals(
-    partial: str | None = None, announce: Callable[[], None] | None = None
-) -> Iterator[threading.Event]:
-    """Within the block, SIGTERM/SIGINT ask the run to stop at the next batch.
-
-    If the run is still going :data:`CANCEL_GRACE_S` seconds later (or a second signal comes), the worker removes
-    ``partial`` (the unfinished output), calls ``announce`` (to send the ``cancelled`` event) and exits at once
-    with code 130.
-
-    Yields:
-        The event that is set when a stop was asked for (poll ``event.is_set`` between batches).
-    """
-    event = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield event  # signal handlers can only be set from the main thread
-        return
-    watchdogs: list[threading.Timer] = []
-
-    def stop_now() -> None:
-        if partial:
-            with contextlib.suppress(OSError):
-                os.remove(partial)
-        if announce is not None:
-            announce()
-        os._exit(EXIT_CANCELLED)
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if event.is_set():
-            stop_now()
-        event.set()
-        watchdogs.append(threading.Timer(CANCEL_GRACE_S, stop_now))
-        watchdogs[-1].daemon = True
-        watchdogs[-1].start()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield event
-    finally:
-        for watchdog in watchdogs:
-            watchdog.cancel()  # the run stopped in time: its own answer stands
-        for sig, old in previous.items():
-            signal.signal(sig, old)

@@ -75,8 +75,30 @@ def match_clear_pixels(restored: Tensor, optical: Tensor, clear: Tensor, minimum
     return restored + torch.where(counts >= minimum, offset, torch.zeros_like(offset))
 
 
+def fill_clouds_only(
+    restore: Restorer, optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]], mask: Tensor
+) -> Tensor:
+    """Restore a batch and keep its clear pixels: the model's output only under ``mask``, feathered at its edge.
+
+    Args:
+        restore: the method's restorer.
+        optical: (B, C, H, W) reflectance.
+        sar: the restorer's SAR input, or None.
+        origins: the tiles' origins, passed to the restorer.
+        mask: (B, 1, H, W) float, 1 = cloud (e.g. :func:`tile_cloud_mask`, computed once per tile by the caller).
+
+    Returns:
+        (B, C, H, W): the input where the feathered mask is 0, bit for bit; the network is not run without clouds.
+    """
+    if not bool(mask.any()):
+        return optical.clone()  # nothing to restore: skip the network
+    weight = feather(mask)
+    restored = match_clear_pixels(restore(optical, sar, origins), optical, weight == 0)
+    return torch.where(weight > 0, weight * restored + (1 - weight) * optical, optical)
+
+
 def keep_clear(restore: Restorer, bands: Sequence[str], threshold: float, count: CloudCount | None = None) -> Restorer:
-    """Wrap a restorer so that clear pixels keep their input values.
+    """Wrap a restorer so that clear pixels keep their input values (its own cloud mask per batch).
 
     Args:
         restore: the method's restorer.
@@ -90,10 +112,6 @@ def keep_clear(restore: Restorer, bands: Sequence[str], threshold: float, count:
         if count is not None:
             count.cloudy += int(mask.sum())
             count.total += mask.numel()
-        if not bool(mask.any()):
-            return optical.clone()  # nothing to restore: skip the network
-        weight = feather(mask)
-        restored = match_clear_pixels(restore(optical, sar, origins), optical, weight == 0)
-        return weight * restored + (1 - weight) * optical
+        return fill_clouds_only(restore, optical, sar, origins, mask)
 
     return restore_clouds_only
