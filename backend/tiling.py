@@ -2,7 +2,7 @@
 
 Everything here is a pure function of sizes (pixels); nothing reads a file or knows which model runs.
 
-Design (docs: shared/reference/style-tiling-runtime.md, Part B4):
+Design (the practice of seam-free tiled inference, as in MONAI's sliding window and rasterio windows):
 
 * Every tile is ``size`` x ``size`` pixels so the network always sees the shape it was trained on (and cuDNN, ONNX
   Runtime and ``torch.compile`` keep their fast paths). Tiles step by ``size - overlap``; the last row and column of
