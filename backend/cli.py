@@ -28,6 +28,8 @@ COMMANDS = {
     "import-checkpoint": "backend.commands.import_checkpoint",
     "cloudmask": "backend.commands.cloudmask",
     "export-onnx": "backend.commands.export_onnx",
+    "serve": "backend.commands.serve",
+    "batch": "backend.commands.batch",
 }
 
 
