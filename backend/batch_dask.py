@@ -5,6 +5,10 @@ The only module that knows dask. A task (:func:`run_scene`) runs one job with :f
 runs, the task sends its ``started`` and ``progress`` events to the client through the worker's event log (topic
 :data:`TOPIC`); its answer (``finished``, ``error`` or ``cancelled``) is the task's result. A task that dies (a
 killed worker) is a failed scene with the reason dask gives, and the other scenes go on.
+
+Workers of a running cluster (``--scheduler``) must import ``backend`` and ``models`` as this process does: start
+them with the plugin folder as working directory (or on ``PYTHONPATH``) in the backend environment. Resources (e.g.
+``GPU=1``) are matched by dask, not checked here: a LocalCluster gives each worker the resources asked for.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,8 +83,9 @@ def run_scenes(
             on_event(name, kind, data)
 
     client.subscribe_topic(TOPIC, relay)
+    batch = uuid.uuid4().hex[:8]  # a rerun on the same cluster must not be answered with an earlier run's result
     futures = {
-        client.submit(run_scene, name, job.to_dict(), key=f"scene-{name}", pure=False, resources=resources): name
+        client.submit(run_scene, name, job.to_dict(), key=f"scene-{name}-{batch}", resources=resources): name
         for name, job in jobs.items()
     }
     answers = []
