@@ -13,6 +13,7 @@ import json
 import queue
 import signal
 import threading
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -58,6 +59,10 @@ class ServeLoop:
                 line, stop = item
                 try:
                     self._answer(line, stop)
+                except Exception as error:  # a bug outside the job's own handling: answer it, keep serving
+                    traceback.print_exc()
+                    message = f"Internal error ({type(error).__name__}: {error}); please report it with the log"
+                    self.reporter.emit("error", code="internal", message=message)
                 finally:
                     with self._lock:
                         self._unanswered.popleft()

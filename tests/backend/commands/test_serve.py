@@ -137,3 +137,17 @@ def test_serve_command_keeps_the_model_loaded(rasters, tiny_model, tmp_path):
         str(tmp_path / "b.tif"),
     ]
     assert process.stdout.count("Loaded model tiny") == 1
+
+
+def test_a_crash_outside_the_job_is_answered_and_the_worker_goes_on():
+    def execute(job, reporter, should_stop):
+        if job.output == "crash.tif":
+            raise ValueError("boom")
+        reporter.emit("finished", output=job.output, stats={})
+        return 0
+
+    base = {"algorithm": "dbcr", "optical": "in.tif"}
+    text = serve([json.dumps({**base, "output": name}) for name in ("crash.tif", "fine.tif")], execute=execute)
+    crash, fine = answers(text)
+    assert crash.get("code") == "internal" and "ValueError: boom" in crash.get("message")
+    assert fine.kind == "finished"
