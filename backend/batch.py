@@ -21,8 +21,6 @@ from backend.protocol import partial_path
 
 COLUMNS = ("optical", "sar", "output")
 OUTPUT_SUFFIX = "_cloudfree.tif"
-# The tags a run writes into its output (backend.worker): a rerun skips an output whose tags match its own.
-TAG_PREFIX = "CLOUD_REMOVAL_"
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,7 @@ def _scene(row: Mapping[str, str], line: int, folder: Path, out_dir: str, settin
 
 
 def expected_tags(job: Job) -> dict[str, str]:
-    """The tags a run of ``job`` writes into its output (as backend.worker does): algorithm, model, NFE, seed, ...
+    """The tags a run of ``job`` writes into its output (``backend.worker.run_tags``).
 
     Raises:
         ModelError: the job's model cannot be found or has no card.
@@ -108,14 +106,9 @@ def expected_tags(job: Job) -> dict[str, str]:
         card = read_card(resolve_weights(name))
     except (ModelNotFoundError, ValueError, OSError) as error:
         raise ModelError(f"Cannot read the card of model {name}: {error}") from error
-    return {
-        f"{TAG_PREFIX}ALGORITHM": job.algorithm,
-        f"{TAG_PREFIX}MODEL": card.name,
-        f"{TAG_PREFIX}NFE": str(job.nfe or card.default_nfe),
-        f"{TAG_PREFIX}SEED": str(job.seed),
-        f"{TAG_PREFIX}RUNTIME": job.runtime,
-        f"{TAG_PREFIX}KEEP_CLEAR": str(job.keep_clear).lower(),
-    }
+    from backend.worker import run_tags
+
+    return run_tags(job, card)
 
 
 def is_complete(output: str, tags: Mapping[str, str]) -> bool:

@@ -133,10 +133,8 @@ def run_scene(name: str, job_data: dict[str, Any]) -> SceneAnswer:
     """The task: run one scene's job in this worker, with the worker's kept models."""
     from distributed import get_worker
 
-    from backend import model_cache
     from backend.worker import execute
 
-    model_cache.install()
     worker = get_worker()
     job = Job.from_dict(job_data)
     reporter = _TaskReporter(name, lambda message: worker.log_event(TOPIC, message))

@@ -126,14 +126,3 @@ def cached_network(load: Loader) -> Loader:
 
     loader.uses_model_cache = True  # type: ignore[attr-defined]
     return loader
-
-
-def install() -> None:
-    """Make :func:`backend.worker.load_network` use the active cache (once per process; a no-op if it does).
-
-    Until worker.py decorates ``load_network`` with :func:`cached_network` itself, ``serve`` and ``batch`` wrap it
-    here, at start-up: ``load_restorer`` and ``load_reference`` look the name up at call time.
-    """
-    from backend import worker
-
-    worker.load_network = cached_network(worker.load_network)  # type: ignore[assignment]

@@ -17,6 +17,7 @@ import torch
 from backend.device import choose_device, configure_threads, default_threads
 from backend.errors import BackendError, BadInputError, CancelledError, DeviceError, ModelError
 from backend.job import ALGORITHM_LABELS, Job, algorithm_label
+from backend.model_cache import cached_network
 from backend.pass_outputs import KnownClouds, pass_outputs
 from backend.pipeline import Restorer, run_removal
 from backend.protocol import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USER_ERROR
@@ -131,6 +132,7 @@ def tensor_device(job: Job) -> torch.device:
     return choose_device(job.device) if job.runtime == "torch" else torch.device("cpu")
 
 
+@cached_network
 def load_network(name: str) -> tuple[torch.nn.Module, ModelCard, Path]:
     """Load a model by name or path: its network (CPU), card and weights file.
 
@@ -226,14 +228,7 @@ def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str
     def progress(done: int, total: int) -> None:
         reporter.emit("progress", done=done, total=total)
 
-    tags = {
-        "CLOUD_REMOVAL_ALGORITHM": job.algorithm,
-        "CLOUD_REMOVAL_MODEL": card.name,
-        "CLOUD_REMOVAL_NFE": str(nfe),
-        "CLOUD_REMOVAL_SEED": str(job.seed),
-        "CLOUD_REMOVAL_RUNTIME": job.runtime,
-        "CLOUD_REMOVAL_KEEP_CLEAR": str(job.keep_clear).lower(),
-    }
+    tags = run_tags(job, card)
     try:
         stats = run_removal(
             job,
@@ -257,3 +252,15 @@ def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str
     for kind, path in stats.get("extra_outputs", {}).items():
         reporter.log("info", f"Wrote the {kind} output {path}")
     return stats
+
+
+def run_tags(job: Job, card: ModelCard) -> dict[str, str]:
+    """The metadata a run writes into its output: what made it (a rerun of ``batch`` skips outputs that match)."""
+    return {
+        "CLOUD_REMOVAL_ALGORITHM": job.algorithm,
+        "CLOUD_REMOVAL_MODEL": card.name,
+        "CLOUD_REMOVAL_NFE": str(job.nfe or card.default_nfe),
+        "CLOUD_REMOVAL_SEED": str(job.seed),
+        "CLOUD_REMOVAL_RUNTIME": job.runtime,
+        "CLOUD_REMOVAL_KEEP_CLEAR": str(job.keep_clear).lower(),
+    }

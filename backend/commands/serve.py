@@ -27,9 +27,7 @@ def register(subparsers: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Serve stdin until it ends. Returns the exit code (0)."""
-    from backend import model_cache
     from backend.reporter import Reporter
     from backend.serve_loop import ServeLoop
 
-    model_cache.install()
     return ServeLoop(Reporter(events=True)).run(sys.stdin)

@@ -42,9 +42,7 @@ def serve(lines, execute=None, cache=None):
 
 
 def test_two_jobs_one_model_load_and_bad_lines_answered(rasters, tiny_model, tmp_path, monkeypatch):
-    from backend import model_cache
 
-    model_cache.install()
     cache = ModelCache()
     lines = [
         job_line(rasters, tiny_model, tmp_path / "a.tif"),
