@@ -7,7 +7,7 @@ Every date must have the same bands as the first. Where a further date has no da
 in for it, so the network sees a cloudy view there rather than a hole.
 
 The restorer receives the dates stacked on the channel axis, date after date, each in the card's band order
-(``models.diffusion_restorers``); a one-date input is repeated for every date by the restorer itself.
+(``models.restorers``); a one-date input is repeated for every date by the restorer itself.
 """
 
 from __future__ import annotations

@@ -9,13 +9,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from models.sampling.schedule_configs import BridgeSchedule, DESchedule, DiffCRSchedule, Schedule, schedule_from_dict
 
 CARD_KEY = "model_card"
 
@@ -34,6 +37,8 @@ S1_DB_RANGES = {"VV": (-25.0, 0.0), "VH": (-32.5, 0.0)}
 # training (models.training.batches), so inference says "no radar" the way training did.
 SAR_MISSING = 0.0
 
+S = TypeVar("S", BridgeSchedule, DiffCRSchedule, DESchedule)
+
 
 @dataclass(frozen=True)
 class ModelCard:
@@ -49,7 +54,10 @@ class ModelCard:
         sar_db_ranges: per SAR band, the dB range mapped linearly onto [0, 1].
         tile_size: the square tile (pixels) the network was trained on and runs best at.
         default_nfe: the sampler steps used when the user gives none.
-        schedule: the noise or bridge schedule's name and parameters.
+        schedule: the method's typed schedule (``models.sampling.schedule_configs``); a dict, as older code and
+            cards wrote it, is read into that type, with the method's defaults for absent keys. None for a
+            network without a sampler (DE's reference network).
+        reference_model: DE only: the name or path of its reference network.
         training: what data and recipe produced the weights.
         metrics: measured results, each with the data it was measured on.
         description: one paragraph for users.
@@ -64,10 +72,19 @@ class ModelCard:
     sar_db_ranges: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(S1_DB_RANGES))
     tile_size: int = 256
     default_nfe: int = 1
-    schedule: dict[str, Any] = field(default_factory=dict)
+    schedule: Schedule | None = None
+    reference_model: str | None = None
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+
+    def __post_init__(self) -> None:
+        schedule: Any = self.schedule
+        if schedule is None or isinstance(schedule, Mapping):
+            # Older cards kept DE's reference network among the schedule's keys.
+            if isinstance(schedule, Mapping) and self.reference_model is None and schedule.get("reference_model"):
+                object.__setattr__(self, "reference_model", str(schedule["reference_model"]))
+            object.__setattr__(self, "schedule", schedule_from_dict(self.algorithm, schedule))
 
     def to_json(self) -> str:
         """Serialise the card as JSON."""
@@ -89,6 +106,18 @@ class ModelCard:
     def replace(self, **changes: Any) -> ModelCard:
         """Return a copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+def card_schedule(card: ModelCard, kind: type[S]) -> S:
+    """The card's schedule as its method's type (``BridgeSchedule``, ``DiffCRSchedule`` or ``DESchedule``).
+
+    Raises:
+        ValueError: if the card holds another method's schedule, or none.
+    """
+    schedule: Schedule | None = card.schedule
+    if not isinstance(schedule, kind):
+        raise ValueError(f"a {card.algorithm} model needs a {kind.__name__}; its card has {schedule!r}")
+    return schedule
 
 
 def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], card: ModelCard) -> None:

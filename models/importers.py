@@ -23,6 +23,7 @@ from torch import nn
 
 from models.card import S1_BANDS, S2_L1C_BANDS, ModelCard, file_sha256, save_weights
 from models.networks import de, de_reference, diffcr
+from models.sampling.schedule_configs import W_MIN, DESchedule, DiffCRSchedule, Thresholding
 
 KINDS = ("diffcr-official", "de-official", "de-reference-official")
 BUILDERS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {
@@ -155,17 +156,8 @@ def _card_fields(kind: str, config: Any, source: Path, reference: str | None) ->
             "sar_bands": S1_BANDS if config.sar_bands == 2 else (),
             "optical_scale": 10000.0,
             "default_nfe": 21,
-            "schedule": {
-                "name": "sigmoid",
-                "n_timestep": 1000,
-                "prediction": "x0",
-                "data_range": [-1.0, 1.0],
-                "sampler": "dpm-solver++",
-                "order": 2,
-                "denoise_to_zero": True,
-                "time_input": "official",
-                "thresholding": {"ratio": 0.995, "max_val": 1.0},
-            },
+            # The authors' test script: their time input and dynamic thresholding.
+            "schedule": DiffCRSchedule("sigmoid", 1000, time_input="official", thresholding=Thresholding(0.995, 1.0)),
             "description": f"DiffCR (TGRS 2024), official weights from {source.name}; "
             f"{config.dates} cloudy dates, reflectance r fed as 2r − 1.",
         }
@@ -175,16 +167,8 @@ def _card_fields(kind: str, config: Any, source: Path, reference: str | None) ->
             **eight_bit,
             "algorithm": "de",
             "default_nfe": 10,
-            "schedule": {
-                "name": "adm-linear",
-                "n_timestep": 1000,
-                "prediction": "eps",
-                "data_range": [-1.0, 1.0],
-                "sampler": "ddim",
-                "w_min": de.W_MIN,
-                "clip_x0": True,
-                "reference_model": reference,
-            },
+            "schedule": DESchedule("adm-linear", 1000, W_MIN),
+            "reference_model": reference,
             "description": f"DE (TGRS 2024) noise predictor and WA net, official weights from "
             f"{source.name}; needs the matching reference network (de-reference-official).",
         }
@@ -192,7 +176,6 @@ def _card_fields(kind: str, config: Any, source: Path, reference: str | None) ->
         **eight_bit,
         "algorithm": "de-reference",
         "default_nfe": 1,
-        "schedule": {"data_range": [0.0, 1.0], "verified": False},
         "description": f"DE's reference network (MemoryNet/MPRNet layout), official weights from {source.name}; "
         "its forward follows MPRNet and is not verified against the authors' outputs.",
     }

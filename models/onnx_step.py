@@ -1,7 +1,7 @@
 """Export one denoiser step of a network to ONNX (static tile, dynamic batch) and run it with ONNX Runtime.
 
 The exported graph is the network's forward only; samplers stay in Python and call it through ``OnnxModule``,
-which has the torch module's call signature, so the networks' denoiser adapters work
+which has the torch module's call signature, so the denoiser adapters (``models.denoisers``) work
 on either runtime. The model card travels in the ONNX ``metadata_props`` under ``model_card``.
 
 Uses the TorchScript exporter (``dynamo=False``): the torch.export-based default needs onnxscript, which the

@@ -1,7 +1,11 @@
 """Turn a network and its card into a restorer: the one callable the backend's tiling engine runs per batch.
 
 ``restore(optical, sar, origins) -> optical`` (docs/CONTRACTS.md): reflectance in, reflectance out, in the card's
-band order. The method decides how its sampler wraps the network; the tiling decides nothing about models.
+band order. Each method wraps its network once (``models.denoisers``), computes its sampler's steps from the NFE
+and runs the sampler; the tiling decides nothing about models. DiffCR and DE work in [-1, 1] (r → 2r − 1 on the
+way in, x → (x + 1)/2 on the way out) and start from noise fixed by each tile's ``origins``, so overlapping tiles
+agree and reruns repeat. A ``callback(done, total)`` runs after every network evaluation of every batch; an
+exception raised from it leaves ``restore`` at once (how the backend cancels within a tile).
 """
 
 from __future__ import annotations
@@ -12,24 +16,30 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from models.card import ModelCard
-from models.sampling.bridge import sample_bridge
-from models.sampling.bridge_schedules import BRIDGE_TIMESTEPS, bridge_schedule
+from models.card import ModelCard, card_schedule
+from models.denoisers import dbcr_denoiser, de_denoiser, diffcr_denoiser
+from models.networks.diffcr import DiffCRConfig
+from models.sampling.bridge import bridge_steps, sample_bridge
+from models.sampling.ddim import ddim_steps, sample_ddim
+from models.sampling.dpm_solver import DiscreteVPSchedule, dpm_solver_steps, dynamic_thresholding, sample_dpm_solver
+from models.sampling.position_noise import batch_position_noise
+from models.sampling.schedule_configs import BridgeSchedule, DESchedule, DiffCRSchedule
+from models.sampling.types import StepCallback
 
 Restorer = Callable[[Tensor, Tensor | None, list[tuple[int, int]]], Tensor]
 # A network: a torch module, or anything called like one (models.onnx_step.OnnxModule runs it on ONNX Runtime).
 Network = Callable[..., Any]
-RestorerFactory = Callable[[Network, ModelCard, int, int], Restorer]
 
 # Reflectance above this is cloud or glint; the DB-CR recipe clips S2 to [0, 10000] DN before scaling.
 MAX_REFLECTANCE = 1.0
+# DPM-Solver++ with the official final denoising takes NFE - 1 solver steps: NFE 1 leaves none.
+DIFFCR_MIN_NFE = 2
 
 
-def dbcr_restorer(network: Network, card: ModelCard, nfe: int, seed: int = 0) -> Restorer:
-    """The DB-CR bridge: start at the cloudy image and take ``nfe`` deterministic steps (``seed`` is unused)."""
-    del seed  # the bridge is deterministic: no noise to seed
-    schedule = card.schedule or {}
-    alphas = bridge_schedule(schedule.get("kind", "linear"), int(schedule.get("timesteps", BRIDGE_TIMESTEPS)))
+def dbcr_restorer(network: Network, card: ModelCard, nfe: int, callback: StepCallback | None = None) -> Restorer:
+    """The DB-CR bridge: start at the cloudy image and take ``nfe`` deterministic steps."""
+    steps = bridge_steps(nfe, card_schedule(card, BridgeSchedule).alphas())
+    denoise = dbcr_denoiser(network)
 
     def restore(optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]]) -> Tensor:
         del origins  # deterministic: tiles need no shared noise
@@ -37,44 +47,127 @@ def dbcr_restorer(network: Network, card: ModelCard, nfe: int, seed: int = 0) ->
             raise ValueError("DB-CR needs a SAR image")
         with torch.inference_mode():
             y = optical.clamp(0.0, MAX_REFLECTANCE)
-            return sample_bridge(network, y, sar, alphas, nfe)
+            return sample_bridge(denoise, y, steps, sar, callback)
 
     return restore
 
 
-def _diffcr(network: Network, card: ModelCard, nfe: int, seed: int = 0) -> Restorer:
-    from models.diffusion_restorers import diffcr_restorer
-
-    return diffcr_restorer(network, card, nfe, seed)
-
-
-def _de(network: Network, card: ModelCard, nfe: int, seed: int = 0) -> Restorer:
-    from models.diffusion_restorers import de_restorer
-
-    return de_restorer(network, card, nfe, seed)
+def _per_date(images: Tensor, per_date: int, dates: int, what: str) -> Tensor:
+    """(B, per_date or dates·per_date, H, W) → (B, dates, per_date, H, W); one image is repeated for every date."""
+    if images.shape[1] == per_date:
+        return images[:, None].expand(-1, dates, -1, -1, -1)
+    if images.shape[1] == dates * per_date:
+        return images.reshape(images.shape[0], dates, per_date, *images.shape[-2:])
+    raise ValueError(f"{what} has {images.shape[1]} bands; this model needs {per_date} per date for {dates} dates")
 
 
-RESTORERS: dict[str, RestorerFactory] = {"dbcr": dbcr_restorer, "diffcr": _diffcr, "de": _de}
+def diffcr_restorer(
+    network: Network, card: ModelCard, nfe: int, seed: int = 0, callback: StepCallback | None = None
+) -> Restorer:
+    """DiffCR: DPM-Solver++ from position noise, conditioned on the cloudy date(s) and optional SAR.
+
+    ``optical`` holds one image (repeated for every date) or the dates stacked band-wise, date after date;
+    ``sar`` likewise, when the model has SAR bands.
+    """
+    if nfe < DIFFCR_MIN_NFE:
+        raise ValueError(f"DiffCR needs at least {DIFFCR_MIN_NFE} steps (NFE), not {nfe}")
+    config = DiffCRConfig.from_dict(card.config)
+    schedule = card_schedule(card, DiffCRSchedule)
+    vp = DiscreteVPSchedule.from_betas(schedule.betas())
+    steps = dpm_solver_steps(nfe, vp)
+    denoise = diffcr_denoiser(network, vp, schedule.time_input)
+    threshold = schedule.thresholding
+    correct = (lambda x0: dynamic_thresholding(x0, threshold.ratio, threshold.max_val)) if threshold else None
+
+    def restore(optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]]) -> Tensor:
+        dates = _per_date(optical, config.bands, config.dates, "the optical image")
+        if config.sar_bands:
+            if sar is None:
+                raise ValueError(f"this DiffCR model needs {config.sar_bands} SAR bands per date")
+            dates = torch.cat([dates, _per_date(sar, config.sar_bands, config.dates, "the SAR image")], dim=2)
+        cond = (dates * 2 - 1).flatten(1, 2)
+        shape = (config.bands, *optical.shape[-2:])
+        with torch.inference_mode():
+            x = batch_position_noise(seed, origins, shape, optical.device).to(optical.dtype)
+            x0 = sample_dpm_solver(denoise, x, steps, cond, callback, correct_x0=correct)
+            return (x0 + 1) / 2
+
+    return restore
+
+
+def de_restorer(
+    network: Network,
+    card: ModelCard,
+    nfe: int,
+    seed: int = 0,
+    reference: Network | None = None,
+    callback: StepCallback | None = None,
+) -> Restorer:
+    """DE: DDIM from position noise, fusing the reference network's output at every step.
+
+    Args:
+        network: the DE noise predictor with its WA net.
+        card: its card.
+        nfe: DDIM steps.
+        seed: seeds the starting noise.
+        reference: the frozen reference network; by default the model named in ``card.reference_model`` is
+            loaded through the registry.
+        callback: ``callback(done, total)`` after each evaluation of the DE network.
+
+    Raises:
+        ValueError: if no reference network is given or named.
+    """
+    if reference is None:
+        if not card.reference_model:
+            raise ValueError("this DE model names no reference network; import one and pass --reference")
+        from models.registry import load_model  # late: the registry imports the method modules
+
+        reference, _ = load_model(card.reference_model)
+    schedule = card_schedule(card, DESchedule)
+    ac = schedule.alphas_cumprod()
+    steps = ddim_steps(nfe, ac)
+    denoise = de_denoiser(network, ac, schedule.w_min)
+    ref_net = reference
+
+    def restore(optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]]) -> Tensor:
+        del sar  # DE is optical only
+        with torch.inference_mode():
+            prior = ref_net(optical.clamp(0, 1)) * 2 - 1
+            x = batch_position_noise(seed, origins, tuple(optical.shape[1:]), optical.device).to(optical.dtype)
+            x0 = sample_ddim(denoise, x, steps, (optical * 2 - 1, prior), callback)
+            return (x0 + 1) / 2
+
+    return restore
 
 
 def make_restorer(
-    network: Network, card: ModelCard, nfe: int, seed: int = 0, reference: Network | None = None
+    network: Network,
+    card: ModelCard,
+    nfe: int,
+    seed: int = 0,
+    reference: Network | None = None,
+    callback: StepCallback | None = None,
 ) -> Restorer:
     """Build the restorer of the card's algorithm.
 
     Args:
         network: the method's network (torch module or ONNX stand-in).
         card: its card.
-        nfe: sampler steps.
-        seed: seeds the diffusion methods' starting noise.
+        nfe: network evaluations per batch.
+        seed: seeds the diffusion methods' starting noise (DB-CR's bridge is deterministic and has none).
         reference: DE only: its reference network, already loaded (else the DE restorer loads the card's).
-    """
-    if card.algorithm not in RESTORERS:
-        raise ValueError(f"no sampler for algorithm {card.algorithm!r}")
-    if reference is not None:
-        if card.algorithm != "de":
-            raise ValueError(f"only DE takes a reference network, not {card.algorithm}")
-        from models.diffusion_restorers import de_restorer
+        callback: ``callback(done, total)`` after every network evaluation of every batch; raise to cancel.
 
-        return de_restorer(network, card, nfe, seed, reference=reference)
-    return RESTORERS[card.algorithm](network, card, nfe, seed)
+    Raises:
+        ValueError: for an algorithm without a sampler, a reference network given to another method, or a
+            card the method cannot run.
+    """
+    if reference is not None and card.algorithm != "de":
+        raise ValueError(f"only DE takes a reference network, not {card.algorithm}")
+    if card.algorithm == "dbcr":
+        return dbcr_restorer(network, card, nfe, callback)
+    if card.algorithm == "diffcr":
+        return diffcr_restorer(network, card, nfe, seed, callback)
+    if card.algorithm == "de":
+        return de_restorer(network, card, nfe, seed, reference, callback)
+    raise ValueError(f"no sampler for algorithm {card.algorithm!r}")

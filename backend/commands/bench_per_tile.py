@@ -21,15 +21,15 @@ import torch
 
 from backend.errors import BadInputError
 from models.card import S1_BANDS, S2_L1C_BANDS, ModelCard
+from models.sampling.schedule_configs import DESchedule, DiffCRSchedule, Schedule, Thresholding
 
 # NFE of a bare config: what the cards of the official (or, for DB-CR, the paper's) models use.
 CONFIG_NFE = {"dbcr": 1, "diffcr": 21, "de": 10}
 _RGB_BANDS = ("B4", "B3", "B2", "B8")
-_SCHEDULES: dict[str, dict[str, Any]] = {
-    "diffcr": {"name": "sigmoid", "n_timestep": 1000, "time_input": "gamma",
-               "thresholding": {"ratio": 0.995, "max_val": 1.0}},
-    "de": {"name": "adm-linear", "n_timestep": 1000, "w_min": 0.3},
-}  # fmt: skip
+_SCHEDULES: dict[str, Schedule] = {
+    "diffcr": DiffCRSchedule("sigmoid", 1000, time_input="gamma", thresholding=Thresholding(0.995, 1.0)),
+    "de": DESchedule("adm-linear", 1000, w_min=0.3),
+}
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def config_card(name: str, algorithm: str, config: dict[str, Any]) -> ModelCard:
     scale = 10000.0 if len(bands) >= 12 else 255.0
     return ModelCard(
         name=name, algorithm=algorithm, config=config, optical_bands=bands, sar_bands=sar, optical_scale=scale,
-        default_nfe=CONFIG_NFE.get(algorithm, 1), schedule=_SCHEDULES.get(algorithm, {}),
+        default_nfe=CONFIG_NFE.get(algorithm, 1), schedule=_SCHEDULES.get(algorithm),
         description="untrained network for timing",
     )  # fmt: skip
 

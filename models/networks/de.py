@@ -6,14 +6,14 @@ sits at the top level and the weight-allocation network (WA, official class ``We
 
 - CNP input cat(x_t, cloudy) (2C channels), output ε (C channels).
 - WA input cat(x_t, cloudy, reference) (3C channels), output per-pixel, per-band w (C channels); zero-initialised
-  last conv and no activation (w is clamped to [η, 1] by the sampler's fusion, not by the network).
+  last conv and no activation (w is clamped to [η, 1] by the fusion in ``models.denoisers``, not by the network).
 Data range: [-1, 1] (8-bit images /127.5 − 1 in the official code); timesteps are integers 0…999.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +22,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.networks.adm_unet import ADMUNet
-from models.sampling.ddim import Denoiser, fused_x0
-
-W_MIN = 0.3  # η, the paper's limiting factor (official: w.clamp(0.3, 1))
 
 
 @dataclass(frozen=True)
@@ -133,28 +130,3 @@ class DENet(ADMUNet):
 def build(config: Mapping[str, Any]) -> DENet:
     """Rebuild a DE network from a card's config dict (the registry's hook)."""
     return DENet(DEConfig.from_dict(config))
-
-
-def make_denoiser(
-    network: Callable[..., Any], alphas_cumprod: torch.Tensor, w_min: float = W_MIN, clip: bool = True
-) -> Denoiser:
-    """Adapt a DE network to the sampler's ``denoise(x_t, t, cond) -> x0_hat`` contract, fusing per step.
-
-    x0_ε from ε (clipped to [-1, 1]), w clamped to [w_min, 1], x0 = w·ref + (1 − w)·x0_ε (methods.md §3).
-
-    Args:
-        network: a ``DENet`` (or an ONNX-backed stand-in with the same call signature).
-        alphas_cumprod: (T,) ᾱ of the training schedule (float64 preferred), indexed by the integer timestep.
-        w_min: η, the lower clamp of w.
-        clip: clip x0_ε to [-1, 1] (official ``clip_denoised=True``).
-
-    Returns:
-        The denoiser; ``t`` is a (B,) integer timestep tensor and ``cond`` the pair (cloudy, reference).
-    """
-
-    def denoise(x_t: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
-        cloudy, reference = cond
-        eps, w = network(x_t, t, cloudy, reference)
-        return fused_x0(x_t, eps, w, reference, alphas_cumprod, t, w_min=w_min, clip=clip)
-
-    return denoise

@@ -12,7 +12,7 @@ Data range: images in [-1, 1] (reflectance r → 2r − 1); the network predicts
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +22,6 @@ from torch import nn
 
 from models.networks.adm_unet import timestep_embedding
 from models.networks.diffcr_blocks import CondNAFBlock, TimedSequence, TimeNAFBlock
-from models.sampling.dpm_solver import Denoiser, DiscreteVPSchedule
-
-TIME_INPUTS = ("official", "gamma")
 
 
 @dataclass(frozen=True)
@@ -86,7 +83,7 @@ class DiffCRNet(nn.Module):
 
     Call as ``network(x_t, gamma, cond)``:
         x_t: (B, bands, H, W) noisy target in [-1, 1].
-        gamma: (B,) the time input the embedding sees (γ = ᾱ in training; see ``make_denoiser``).
+        gamma: (B,) the time input the embedding sees (γ = ᾱ in training; see ``models.denoisers.diffcr_denoiser``).
         cond: (B, dates·(bands + sar_bands), H, W), the cloudy dates stacked on the channel axis, each date's
             optical bands followed by its SAR bands.
     Returns (B, bands, H, W), the predicted cloud-free image x0.
@@ -154,33 +151,3 @@ class DiffCRNet(nn.Module):
 def build(config: Mapping[str, Any]) -> DiffCRNet:
     """Rebuild a DiffCR network from a card's config dict (the registry's hook)."""
     return DiffCRNet(DiffCRConfig.from_dict(config))
-
-
-def make_denoiser(network: Callable[..., Any], schedule: DiscreteVPSchedule, time_input: str = "gamma") -> Denoiser:
-    """Adapt a DiffCR network to the sampler's ``denoise(x_t, t, cond) -> x0_hat`` contract.
-
-    The official code trains with the embedding fed γ = ᾱ ∈ (0, 1] but its DPM-Solver wrapper feeds
-    (t − 1/N)·1000 ∈ [0, 999] at test time (methods.md §2, 'time-input mismatch'). Both are offered:
-    ``official`` reproduces the authors' released test script exactly (the importer writes it into the cards of
-    official checkpoints); ``gamma`` matches training (the default, and what models trained here use). Which of
-    the two produced the paper's numbers is not known.
-
-    Args:
-        network: a ``DiffCRNet`` (or an ONNX-backed stand-in with the same call signature).
-        schedule: the discrete VP schedule the sampler runs on.
-        time_input: ``official`` or ``gamma``.
-
-    Returns:
-        The denoiser; ``cond`` is the stacked cloudy dates (B, dates·(bands + sar_bands), H, W).
-
-    Raises:
-        ValueError: for an unknown ``time_input``.
-    """
-    if time_input not in TIME_INPUTS:
-        raise ValueError(f"time_input must be one of {TIME_INPUTS}, got {time_input!r}")
-    to_input = schedule.official_time_input if time_input == "official" else schedule.alphas_cumprod
-
-    def denoise(x_t: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
-        return network(x_t, to_input(t), cond)
-
-    return denoise

@@ -3,21 +3,30 @@
 This reproduces the official DE test run (``timestep_respacing='ddim10'``, ``ddim_sample_loop``, ``eta=0``,
 ``clip_denoised=True``): the steps are the DDIM paper's integer stride, {900, 800, …, 0} for 10 of 1000, and each
 step re-derives ε from the (fused) x0 prediction before the update, so the fusion done by the DE adapter
-(``fused_x0``, used by ``models.networks.de.make_denoiser``) is exactly the official per-step fusion.
+(``models.denoisers.de_denoiser``) is exactly the official per-step fusion.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-Denoiser = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
-"""``denoise(x_t, t, cond) -> x0_hat``: x_t (B, C, H, W), t (B,) integer timesteps, cond what the adapter needs."""
+from models.sampling.types import Denoiser, StepCallback
 
-StepCallback = Callable[[int, int], None]
-"""``callback(done, total)`` after each network evaluation (progress; raise to cancel), as the bridge sampler."""
+
+@dataclass(frozen=True)
+class DDIMSteps:
+    """The timesteps DDIM visits and ᾱ at each of them.
+
+    Attributes:
+        timesteps: distinct integer timesteps, highest first.
+        alphas_cumprod: ᾱ at those timesteps, shape (len(timesteps),), float64.
+    """
+
+    timesteps: list[int]
+    alphas_cumprod: torch.Tensor
 
 
 def ddim_timesteps(nfe: int, num_timesteps: int = 1000) -> list[int]:
@@ -47,54 +56,19 @@ def ddim_timesteps(nfe: int, num_timesteps: int = 1000) -> list[int]:
     return [int(s) for s in steps]
 
 
-def _at(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """values[t] as float32 shaped (B, 1, 1, 1) for broadcasting (computed in float64 first, as the official)."""
-    out = values.to(t.device)[t.long()].to(torch.float32)
-    return out.reshape(-1, *([1] * (like.dim() - 1))).to(like.device)
+def ddim_steps(nfe: int, alphas_cumprod: torch.Tensor) -> DDIMSteps:
+    """The steps of an ``nfe``-evaluation DDIM run on a training schedule's ᾱ (shape (T,))."""
+    timesteps = ddim_timesteps(nfe, alphas_cumprod.shape[0])
+    return DDIMSteps(timesteps, alphas_cumprod.to(torch.float64)[timesteps])
 
 
-def fused_x0(
-    x_t: torch.Tensor,
-    eps: torch.Tensor,
-    w: torch.Tensor,
-    reference: torch.Tensor,
-    alphas_cumprod: torch.Tensor,
-    t: torch.Tensor,
-    *,
-    w_min: float = 0.3,
-    clip: bool = True,
-) -> torch.Tensor:
-    """DE's per-step fusion: x0 = w·ref + (1 − w)·x0_ε with x0_ε from ε and w clamped to [w_min, 1].
-
-    Args:
-        x_t: (B, C, H, W) current state.
-        eps: (B, C, H, W) predicted noise.
-        w: (B, C, H, W) raw weight map from the WA net.
-        reference: (B, C, H, W) reference network output in [-1, 1].
-        alphas_cumprod: (T,) ᾱ of the training schedule.
-        t: (B,) integer timesteps.
-        w_min: η, the lower clamp of w (official 0.3).
-        clip: clip x0_ε to [-1, 1] before fusing (official ``clip_denoised=True``).
-
-    Returns:
-        (B, C, H, W) the fused x0.
-    """
-    ac = alphas_cumprod.to(torch.float64)
-    x0_eps = _at(torch.sqrt(1.0 / ac), t, x_t) * x_t - _at(torch.sqrt(1.0 / ac - 1), t, x_t) * eps
-    if clip:
-        x0_eps = x0_eps.clamp(-1, 1)
-    w = w.clamp(w_min, 1)
-    return w * reference + (1 - w) * x0_eps
+def _coefficient(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A float64 scalar as float32 shaped (1, 1, 1, 1) on ``like``'s device (float64 first, as the official)."""
+    return value.to(torch.float32).reshape(*([1] * like.dim())).to(like.device)
 
 
 def sample_ddim(
-    denoise: Denoiser,
-    x_start: torch.Tensor,
-    cond: Any,
-    alphas_cumprod: torch.Tensor,
-    nfe: int = 10,
-    *,
-    callback: StepCallback | None = None,
+    denoise: Denoiser, x: torch.Tensor, steps: DDIMSteps, cond: Any, callback: StepCallback | None = None
 ) -> torch.Tensor:
     """Deterministic DDIM from pure noise to x0.
 
@@ -103,25 +77,23 @@ def sample_ddim(
 
     Args:
         denoise: ``denoise(x_t, t, cond) -> x0_hat`` with integer timesteps.
-        x_start: (B, C, H, W) starting noise (e.g. ``models.sampling.position_noise``).
+        x: (B, C, H, W) starting noise (e.g. ``models.sampling.position_noise``).
+        steps: from :func:`ddim_steps`.
         cond: passed through to ``denoise``.
-        alphas_cumprod: (T,) ᾱ of the training schedule (float64 preferred).
-        nfe: number of steps (official: 10).
-        callback: called after each step with (done, nfe).
+        callback: called as ``callback(done, total)`` after each network evaluation.
 
     Returns:
         (B, C, H, W) the sample.
     """
-    ac = alphas_cumprod.to(torch.float64)
-    steps = ddim_timesteps(nfe, ac.shape[0])
-    x = x_start
+    ac = steps.alphas_cumprod
+    total = len(steps.timesteps)
     batch = x.shape[0]
-    for i, step in enumerate(steps):
+    for i, step in enumerate(steps.timesteps):
         t = torch.full((batch,), step, dtype=torch.long, device=x.device)
         x0 = denoise(x, t, cond)
-        eps = (_at(torch.sqrt(1.0 / ac), t, x) * x - x0) / _at(torch.sqrt(1.0 / ac - 1), t, x)
-        prev = ac[steps[i + 1]] if i + 1 < len(steps) else torch.tensor(1.0, dtype=torch.float64)
+        eps = (_coefficient(torch.sqrt(1.0 / ac[i]), x) * x - x0) / _coefficient(torch.sqrt(1.0 / ac[i] - 1), x)
+        prev = ac[i + 1] if i + 1 < total else torch.tensor(1.0, dtype=torch.float64)
         x = x0 * float(torch.sqrt(prev)) + float(torch.sqrt(1 - prev)) * eps
         if callback is not None:
-            callback(i + 1, len(steps))
+            callback(i + 1, total)
     return x

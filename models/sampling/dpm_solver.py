@@ -3,11 +3,11 @@
 This reproduces what the official DiffCR test run does (``core/dpm_solver_pytorch.py`` with
 ``NoiseScheduleVP('discrete', betas)``, ``algorithm_type='dpmsolver++'``, ``order=2``, ``method='multistep'``,
 ``skip_type='time_uniform'``, ``lower_order_final=True``, ``denoise_to_zero=True`` and dynamic thresholding at
-ratio 0.995): NFE = steps + 1, the official 20 steps are ``nfe=21``.
+ratio 0.995): NFE = steps + 1, the official 20 steps are ``nfe=21`` (:func:`dpm_solver_steps`).
 
 Time is DPM-Solver's continuous t ∈ [1/N, 1]: the discrete step n sits at t = (n + 1)/N. The sampler hands that
 t to ``denoise``; turning it into what a network embeds (γ = ᾱ(t) or the official (t − 1/N)·1000) is the
-network adapter's job (``models.networks.diffcr.make_denoiser``), not the sampler's.
+network adapter's job (``models.denoisers.diffcr_denoiser``), not the sampler's.
 """
 
 from __future__ import annotations
@@ -18,11 +18,7 @@ from typing import Any
 
 import torch
 
-Denoiser = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
-"""``denoise(x_t, t, cond) -> x0_hat``: x_t (B, C, H, W), t (B,) continuous time, cond anything the adapter needs."""
-
-StepCallback = Callable[[int, int], None]
-"""``callback(done, total)`` after each network evaluation (progress; raise to cancel), as the bridge sampler."""
+from models.sampling.types import Denoiser, StepCallback
 
 
 @dataclass(frozen=True)
@@ -152,49 +148,77 @@ def _second_order(
     )
 
 
+@dataclass(frozen=True)
+class DPMSolverSteps:
+    """The times the solver visits on its schedule, and whether it ends with one more x0 prediction.
+
+    Attributes:
+        schedule: the discrete VP schedule.
+        times: (steps + 1,) continuous times from 1 down to 1/N, uniform in t (``skip_type='time_uniform'``).
+        denoise_to_zero: finish with one more x0 prediction at t = 1/N (official: True).
+    """
+
+    schedule: DiscreteVPSchedule
+    times: torch.Tensor
+    denoise_to_zero: bool = True
+
+    @property
+    def nfe(self) -> int:
+        """Network evaluations of a run on these steps."""
+        return len(self.times) if self.denoise_to_zero else len(self.times) - 1
+
+
+def dpm_solver_steps(nfe: int, schedule: DiscreteVPSchedule, denoise_to_zero: bool = True) -> DPMSolverSteps:
+    """The steps of an ``nfe``-evaluation run: nfe − 1 solver steps with ``denoise_to_zero`` (official 21 → 20).
+
+    Raises:
+        ValueError: if nfe leaves no solver step.
+    """
+    steps = nfe - 1 if denoise_to_zero else nfe
+    if steps < 1:
+        raise ValueError(f"nfe={nfe} leaves no solver step; use at least {2 if denoise_to_zero else 1}")
+    times = torch.linspace(1.0, 1.0 / schedule.total_n, steps + 1)
+    return DPMSolverSteps(schedule, times, denoise_to_zero)
+
+
 def sample_dpm_solver(
     denoise: Denoiser,
-    x_start: torch.Tensor,
+    x: torch.Tensor,
+    steps: DPMSolverSteps,
     cond: Any,
-    schedule: DiscreteVPSchedule,
-    nfe: int = 21,
+    callback: StepCallback | None = None,
     *,
     order: int = 2,
-    denoise_to_zero: bool = True,
     lower_order_final: bool = True,
     correct_x0: Callable[[torch.Tensor], torch.Tensor] | None = dynamic_thresholding,
-    callback: StepCallback | None = None,
 ) -> torch.Tensor:
     """Solve the diffusion ODE from t = 1 to t = 1/N with multistep DPM-Solver++ (time-uniform steps).
 
     Args:
         denoise: ``denoise(x_t, t, cond) -> x0_hat``.
-        x_start: (B, C, H, W) starting noise at t = 1 (e.g. ``models.sampling.position_noise``).
+        x: (B, C, H, W) starting noise at t = 1 (e.g. ``models.sampling.position_noise``).
+        steps: from :func:`dpm_solver_steps`.
         cond: passed through to ``denoise``.
-        schedule: the discrete VP schedule.
-        nfe: network evaluations; steps = nfe − 1 with ``denoise_to_zero`` (official: 21), else nfe.
+        callback: called as ``callback(done, total)`` after each network evaluation.
         order: solver order (1 or 2); lowered to the number of steps when that is smaller.
-        denoise_to_zero: finish with one more x0 prediction at t = 1/N (official: True).
         lower_order_final: use first order for the last step when steps < 10 (official: True).
         correct_x0: applied to every x0 prediction (official: dynamic thresholding); None for none.
-        callback: called after each evaluation with (done, nfe).
 
     Returns:
         (B, C, H, W) the sample, in the denoiser's data range.
 
     Raises:
-        ValueError: if nfe leaves no solver step or the order is unsupported.
+        ValueError: if the order is unsupported.
     """
-    steps = nfe - 1 if denoise_to_zero else nfe
-    if steps < 1:
-        raise ValueError(f"nfe={nfe} leaves no solver step; use at least {2 if denoise_to_zero else 1}")
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order}")
-    order = min(order, steps)
-    batch = x_start.shape[0]
-    device = x_start.device
-    t_end = 1.0 / schedule.total_n
-    times = torch.linspace(1.0, t_end, steps + 1).to(device)
+    schedule = steps.schedule
+    solver_steps = len(steps.times) - 1
+    order = min(order, solver_steps)
+    total = steps.nfe
+    batch = x.shape[0]
+    device = x.device
+    times = steps.times.to(device)
     done = 0
 
     def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -204,24 +228,23 @@ def sample_dpm_solver(
             x0 = correct_x0(x0)
         done += 1
         if callback is not None:
-            callback(done, nfe)
+            callback(done, total)
         return x0
 
-    x = x_start
     t_prev = [times[0:1]]
     x0_prev = [predict(x, t_prev[0])]
-    for step in range(1, steps + 1):
+    for step in range(1, solver_steps + 1):
         t = times[step : step + 1]
         step_order = min(order, step)  # warm-up: the first step has no history
-        if lower_order_final and steps < 10:
-            step_order = min(step_order, steps + 1 - step)
+        if lower_order_final and solver_steps < 10:
+            step_order = min(step_order, solver_steps + 1 - step)
         if step_order == 1:
             x = _first_order(schedule, x, t_prev[-1], t, x0_prev[-1])
         else:
             x = _second_order(schedule, x, (x0_prev[-2], x0_prev[-1]), (t_prev[-2], t_prev[-1]), t)
         t_prev = [*t_prev[-(order - 1) :], t] if order > 1 else [t]
-        if step < steps:  # the last state needs no x0 unless we denoise to zero
+        if step < solver_steps:  # the last state needs no x0 unless we denoise to zero
             x0_prev = [*x0_prev[-(order - 1) :], predict(x, t)] if order > 1 else [predict(x, t)]
-    if denoise_to_zero:
-        x = predict(x, torch.full((1,), t_end, device=device))
+    if steps.denoise_to_zero:
+        x = predict(x, torch.full((1,), 1.0 / schedule.total_n, device=device))
     return x

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from models.card import SAR_MISSING, ModelCard
+from models.card import SAR_MISSING, ModelCard, card_schedule
+from models.sampling.schedule_configs import BridgeSchedule, DESchedule, DiffCRSchedule
 
 # A crop counts as clear when at most this share of it is cloud in the scene's mask.
 MAX_CLOUD_IN_CLEAR_CROP = 0.02
@@ -147,10 +148,9 @@ class Tuning:
 
 def dbcr_step(tuning: Tuning) -> Step:
     """DB-CR's bridge step (``train_dbcr.training_step``) on the card's schedule."""
-    from models.sampling.bridge_schedules import BRIDGE_TIMESTEPS, bridge_schedule
     from models.training.train_dbcr import training_step
 
-    alphas = bridge_schedule(str((tuning.card.schedule or {}).get("kind", "linear")), BRIDGE_TIMESTEPS).float()
+    alphas = card_schedule(tuning.card, BridgeSchedule).alphas().float()
     return lambda clear, cloudy, sar: training_step(
         tuning.network, tuning.optimizer, alphas, clear, cloudy, sar, tuning.settings.t_end_share, tuning.rng
     )
@@ -183,10 +183,9 @@ def de_step(tuning: Tuning) -> Step:
 
 def card_alphas(card: ModelCard) -> Tensor:
     """ᾱ of the noise schedule the card's diffusion model was trained on (float64), as its restorer reads it."""
-    from models.diffusion_restorers import card_betas
-    from models.sampling.noise_schedules import alphas_cumprod
-
-    return alphas_cumprod(card_betas(card))
+    if card.algorithm == "de":
+        return card_schedule(card, DESchedule).alphas_cumprod()
+    return card_schedule(card, DiffCRSchedule).alphas_cumprod()
 
 
 STEPS: dict[str, Callable[[Tuning], Step]] = {"dbcr": dbcr_step, "diffcr": diffcr_step, "de": de_step}

@@ -20,8 +20,9 @@ from torch import Tensor, nn
 
 from models.card import ModelCard
 from models.networks.dbcr import DBCRConfig, DBCRNet
-from models.sampling.bridge import sample_bridge
+from models.sampling.bridge import bridge_steps, sample_bridge
 from models.sampling.bridge_schedules import BRIDGE_TIMESTEPS, bridge_schedule, bridge_state
+from models.sampling.schedule_configs import BridgeSchedule
 from models.training.batches import sample_batch
 from models.training.chips import Chip
 from models.training.clouds import simulate_clouds
@@ -72,7 +73,7 @@ def evaluate(network: DBCRNet, alphas: Tensor, validation: dict[str, Tensor]) ->
     network.eval()
     with torch.inference_mode():
         cloudy = validation["cloudy"].clamp(0, 1)
-        output = sample_bridge(network, cloudy, validation["sar"], alphas, nfe=1)
+        output = sample_bridge(network, cloudy, bridge_steps(1, alphas), validation["sar"])
     network.train()
     return {"psnr_output": psnr(output, validation["clear"]), "psnr_cloudy": psnr(cloudy, validation["clear"])}
 
@@ -165,7 +166,7 @@ def dbcr_card(
         config=config.to_dict(),
         tile_size=256,
         default_nfe=1,
-        schedule={"kind": settings.schedule, "timesteps": BRIDGE_TIMESTEPS},
+        schedule=BridgeSchedule(settings.schedule, BRIDGE_TIMESTEPS),
         training={
             "data": "real clear Sentinel-2 chips with simulated clouds (satellite-cloud-generator shapes, real "
             "L1C cloud spectra from eo-learn); Sentinel-1 where co-registered",

@@ -1,10 +1,10 @@
 """Train DE on RICE pairs: first its reference network (end to end, L1), then the noise predictor with its WA net.
 
 The DE recipe is the official ``training_losses`` (littlebeen/DDPM-Enhancement-for-Cloud-Removal
-``gaussian_diffusion_enhance.py``, methods.md §3): t ~ U{0..T−1} on ADM's linear schedule, x_t = √ᾱ·x0 + √(1−ᾱ)·ε,
+``gaussian_diffusion_enhance.py``, official): t ~ U{0..T−1} on ADM's linear schedule, x_t = √ᾱ·x0 + √(1−ᾱ)·ε,
 loss = mean (ε − ε_θ)² + mean |x0 − (1 − w)·x̂0_ε − w·ref|, where x̂0_ε (clipped to [-1, 1]) and the frozen
 reference's output are computed without gradients, so the L1 term trains only the WA net and w is not clamped.
-Data are what ``models.diffusion_restorers.de_restorer`` feeds at inference: 8-bit / 255 → 2r − 1, the
+Data are what ``models.restorers.de_restorer`` feeds at inference: 8-bit / 255 → 2r − 1, the
 reference fed the cloudy image on [0, 1] and its output mapped ×2 − 1. Random 64–128 px crops with flips and quarter
 turns replace the official whole-image resizing to 64², Adam at a one-cycle rate and an EMA of 0.995 replace
 AdamW 1e-5 with EMA 0.9999, so that a CPU can train it in minutes.
@@ -21,10 +21,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.card import RGB_BANDS, ModelCard
-from models.diffusion_restorers import de_restorer
-from models.networks.de import W_MIN, DEConfig, DENet
+from models.networks.de import DEConfig, DENet
 from models.networks.de_reference import DEReferenceConfig, DEReferenceNet
+from models.restorers import de_restorer
 from models.sampling.noise_schedules import alphas_cumprod, make_betas
+from models.sampling.schedule_configs import W_MIN, DESchedule
 from models.training.loop_utils import Log, mean_psnr, new_state, run_loop
 from models.training.rice_pairs import HOLD_OUT_EVERY, Pairs, center_crops, crop_sizes, sample_pairs
 
@@ -93,7 +94,6 @@ def reference_card(
         optical_scale=255.0,
         tile_size=256,
         default_nfe=1,
-        schedule={"data_range": [0.0, 1.0]},
         training=_training(settings, pairs, seconds, loss="l1", optimizer="adam, one-cycle lr"),
         metrics={"validation_rice2_held_out": metrics or {}},
         description=f"DE reference network {name} (MPRNet layout): trained end to end on RICE2 by "
@@ -120,16 +120,8 @@ def de_card(
         optical_scale=255.0,
         tile_size=256,
         default_nfe=settings.val_nfe,
-        schedule={
-            "name": settings.schedule,
-            "n_timestep": settings.timesteps,
-            "prediction": "eps",
-            "data_range": [-1.0, 1.0],
-            "sampler": "ddim",
-            "w_min": settings.w_min,
-            "clip_x0": True,
-            "reference_model": reference,
-        },
+        schedule=DESchedule(settings.schedule, settings.timesteps, settings.w_min),
+        reference_model=reference,
         training=_training(
             settings,
             pairs,

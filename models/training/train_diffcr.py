@@ -1,11 +1,11 @@
 """Train DiffCR on real clear Sentinel-2 chips with simulated clouds: seeded, logged, resumable.
 
-The recipe is the official one (XavierJiezou/DiffCR ``Network.forward``, methods.md §2) on the DB-CR training data:
+The recipe is the official one (XavierJiezou/DiffCR ``Network.forward``) on the DB-CR training data:
 x0-prediction with the noise level drawn continuously as in SR3 (t ~ U{1..T−1}, then γ ~ U(ᾱ_t, ᾱ_{t−1}) on the
 sigmoid schedule), y_t = √γ·y0 + √(1 − γ)·ε, the embedding fed γ, and an MSE loss on x0. For a small CPU budget it
 trains with Adam at a one-cycle learning rate and ships an EMA of the weights (official: lr 5e-5, EMA 0.9999).
 
-The network sees exactly what ``models.diffusion_restorers.diffcr_restorer`` feeds it at inference: reflectance
+The network sees exactly what ``models.restorers.diffcr_restorer`` feeds it at inference: reflectance
 r → 2r − 1 for the target and for the condition, the condition being each date's 13 L1C bands followed by its
 Sentinel-1 VV, VH on [0, 1] (zeros where a chip has no S1, so −1 after scaling), the one cloudy date repeated for
 every date of the config. Validation runs that restorer itself (DPM-Solver++ at a small NFE) on held-out places.
@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.card import S1_BANDS, S2_L1C_BANDS, ModelCard
-from models.diffusion_restorers import diffcr_restorer
 from models.networks.diffcr import DiffCRConfig, DiffCRNet
+from models.restorers import diffcr_restorer
 from models.sampling.noise_schedules import alphas_cumprod, make_betas
+from models.sampling.schedule_configs import DiffCRSchedule, Thresholding
 from models.training.batches import sample_batch
 from models.training.chips import Chip
 from models.training.clouds import simulate_clouds
@@ -31,7 +32,7 @@ from models.training.loop_utils import Log, TrainState, new_state, psnr, run_loo
 from models.training.train_dbcr import make_validation
 
 # The official sampler's dynamic thresholding (ratio 0.995, max 1): x0 predictions are kept in [-1, 1].
-THRESHOLDING = {"ratio": 0.995, "max_val": 1.0}
+THRESHOLDING = Thresholding(ratio=0.995, max_val=1.0)
 RECIPE_NOTES = {
     "loss": "mse on x0",
     "gamma": "t ~ U{1..T-1}, gamma ~ U(alpha_bar[t], alpha_bar[t-1])",
@@ -56,19 +57,9 @@ class DiffCRSettings:
     val_nfe: int = 6
 
 
-def diffcr_schedule_card(settings: DiffCRSettings) -> dict[str, object]:
+def diffcr_schedule_card(settings: DiffCRSettings) -> DiffCRSchedule:
     """The card's ``schedule``: what the restorer needs to sample as the network was trained."""
-    return {
-        "name": settings.schedule,
-        "n_timestep": settings.timesteps,
-        "prediction": "x0",
-        "data_range": [-1.0, 1.0],
-        "sampler": "dpm-solver++",
-        "order": 2,
-        "denoise_to_zero": True,
-        "time_input": "gamma",
-        "thresholding": THRESHOLDING,
-    }
+    return DiffCRSchedule(settings.schedule, settings.timesteps, time_input="gamma", thresholding=THRESHOLDING)
 
 
 def diffcr_card(

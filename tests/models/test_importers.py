@@ -34,7 +34,7 @@ def test_palette_pth_with_prefix_and_buffers(tmp_path):
     assert card.name == "diffcr-s2" and card.algorithm == "diffcr"
     assert card.sar_bands == ("VV", "VH") and len(card.optical_bands) == 13
     assert card.training["recipe"] == "official checkpoint imported from 300_Network_ema.pth"
-    assert card.schedule["time_input"] == "official" and card.default_nfe == 21
+    assert card.schedule.time_input == "official" and card.default_nfe == 21
     weights, read = read_weights(tmp_path / "m.safetensors")
     assert read == card and "gammas" not in weights
     rebuilt = build_network(card)
@@ -58,7 +58,7 @@ def test_de_import_infers_the_official_config(tmp_path):
         "wa_num_heads": 1,
         "wa_scale_shift_norm": False,
     }
-    assert card.schedule["reference_model"] == "de-ref" and card.default_nfe == 10
+    assert card.reference_model == "de-ref" and card.default_nfe == 10
     assert read_card(tmp_path / "de.safetensors").optical_scale == 255.0
 
 

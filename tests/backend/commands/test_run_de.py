@@ -125,7 +125,7 @@ def test_a_de_model_without_its_reference_says_what_to_do(tmp_path, tiny_models,
 
     state, card = read_weights(tiny_models["tiny-de"])
     orphan = tmp_path / "orphan.safetensors"
-    save_weights(orphan, state, card.replace(schedule={**card.schedule, "reference_model": None}))
+    save_weights(orphan, state, card.replace(reference_model=None))
     path = kit.write_raster(tmp_path / "rgb.tif", np.full((3, 32, 32), 90, np.uint8))
     code, events = run(de_job(tmp_path, str(orphan), path))
     assert code == EXIT_USER_ERROR

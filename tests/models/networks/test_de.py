@@ -1,4 +1,4 @@
-"""DE networks: the paper's sizes, equivalence with the official network, the fused denoiser, the reference net."""
+"""DE networks: the paper's sizes, equivalence with the official network, the reference net."""
 
 import json
 from pathlib import Path
@@ -9,9 +9,8 @@ from safetensors.torch import load_file
 
 from models.card import read_weights
 from models.importers import build_network, import_checkpoint
-from models.networks.de import DEConfig, DENet, make_denoiser
+from models.networks.de import DEConfig, DENet
 from models.networks.de_reference import DEReferenceConfig, DEReferenceNet
-from models.sampling.noise_schedules import adm_linear_betas, alphas_cumprod
 
 OFFICIAL = Path(__file__).resolve().parents[4] / "shared" / "reference" / "official-checkpoints"
 
@@ -53,19 +52,6 @@ def test_wa_net_starts_at_zero_weight():
     with torch.no_grad():
         eps, w = network(x, torch.tensor([500]), x, x)
     assert torch.count_nonzero(w) == 0 and torch.count_nonzero(eps) == 0
-
-
-def test_denoiser_fuses_with_the_clamped_weight():
-    ac = alphas_cumprod(adm_linear_betas(1000))
-    ref = torch.full((1, 3, 4, 4), 0.5)
-
-    def network(x_t, t, cloudy, reference):  # ε = 0 and w = 0 (clamped up to 0.3)
-        return torch.zeros_like(x_t), torch.zeros_like(x_t)
-
-    x_t = torch.full((1, 3, 4, 4), 0.2)
-    x0 = make_denoiser(network, ac)(x_t, torch.tensor([0]), (x_t, ref))
-    expected = 0.3 * 0.5 + 0.7 * (0.2 / float(ac[0]) ** 0.5)
-    torch.testing.assert_close(x0, torch.full_like(x0, expected))
 
 
 @pytest.mark.parametrize("bands", [3, 4])

@@ -8,9 +8,7 @@ from safetensors.torch import load_file
 
 from models.card import read_weights
 from models.importers import build_network, import_checkpoint
-from models.networks.diffcr import DiffCRConfig, DiffCRNet, build, make_denoiser
-from models.sampling.dpm_solver import DiscreteVPSchedule
-from models.sampling.noise_schedules import sigmoid_betas
+from models.networks.diffcr import DiffCRConfig, DiffCRNet, build
 
 OFFICIAL = Path(__file__).resolve().parents[4] / "shared" / "reference" / "official-checkpoints"
 
@@ -62,21 +60,3 @@ def test_dates_share_one_encoder_so_their_order_does_not_matter():
         a = network(x_t, torch.tensor([0.5]), dates.flatten(1, 2))
         b = network(x_t, torch.tensor([0.5]), dates[:, [2, 0, 1]].flatten(1, 2))
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-
-
-def test_denoiser_time_inputs():
-    schedule = DiscreteVPSchedule.from_betas(sigmoid_betas(1000))
-    seen = []
-
-    def network(x_t, time_input, cond):
-        seen.append(time_input)
-        return x_t
-
-    t = torch.tensor([1.0, 0.5])
-    make_denoiser(network, schedule, "official")(torch.zeros(2, 3, 4, 4), t, None)
-    make_denoiser(network, schedule, "gamma")(torch.zeros(2, 3, 4, 4), t, None)
-    torch.testing.assert_close(seen[0], (t - 1 / 999) * 1000)
-    torch.testing.assert_close(seen[1], schedule.alphas_cumprod(t))
-    assert seen[1][0] < 1e-3 < seen[1][1] < 1
-    with pytest.raises(ValueError):
-        make_denoiser(network, schedule, "seconds")

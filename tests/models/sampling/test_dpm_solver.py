@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models.sampling.dpm_solver import DiscreteVPSchedule, dynamic_thresholding, sample_dpm_solver
+from models.sampling.dpm_solver import DiscreteVPSchedule, dpm_solver_steps, dynamic_thresholding, sample_dpm_solver
 from models.sampling.noise_schedules import linear_betas, sigmoid_betas
 
 
@@ -43,7 +43,7 @@ def _dummy(x_t, t, cond):
 )
 def test_golden_values(schedule, nfe, total, first_row, last_row):
     x, cond = _inputs()
-    out = sample_dpm_solver(_dummy, x, cond, schedule, nfe=nfe)
+    out = sample_dpm_solver(_dummy, x, dpm_solver_steps(nfe, schedule), cond)
     assert out.sum().item() == pytest.approx(total, abs=1e-4)
     assert out[0, 0, 0, :3].tolist() == pytest.approx(first_row, abs=1e-5)
     assert out[1, 2, 3, :2].tolist() == pytest.approx(last_row, abs=1e-5)
@@ -53,29 +53,23 @@ def test_golden_values(schedule, nfe, total, first_row, last_row):
 def test_nfe_counts_network_calls(schedule, nfe, denoise_to_zero):
     calls = []
     x, cond = _inputs()
-    sample_dpm_solver(
-        _dummy,
-        x,
-        cond,
-        schedule,
-        nfe=nfe,
-        denoise_to_zero=denoise_to_zero,
-        callback=lambda done, total: calls.append((done, total)),
-    )
+    steps = dpm_solver_steps(nfe, schedule, denoise_to_zero)
+    assert steps.nfe == nfe
+    sample_dpm_solver(_dummy, x, steps, cond, lambda done, total: calls.append((done, total)))
     assert calls == [(i, nfe) for i in range(1, nfe + 1)]
 
 
 def test_batch_items_are_independent(schedule):
     x, cond = _inputs()
-    both = sample_dpm_solver(_dummy, x, cond, schedule, nfe=5)
-    one = sample_dpm_solver(_dummy, x[1:], cond[1:], schedule, nfe=5)
+    five = dpm_solver_steps(5, schedule)
+    both = sample_dpm_solver(_dummy, x, five, cond)
+    one = sample_dpm_solver(_dummy, x[1:], five, cond[1:])
     torch.testing.assert_close(both[1:], one, atol=1e-6, rtol=0)
 
 
 def test_too_few_evaluations_is_an_error(schedule):
-    x, cond = _inputs()
     with pytest.raises(ValueError, match="no solver step"):
-        sample_dpm_solver(_dummy, x, cond, schedule, nfe=1)
+        dpm_solver_steps(1, schedule)
 
 
 def test_sigmoid_schedule_drops_its_last_step_like_the_official_clip(schedule):

@@ -8,6 +8,7 @@ from models.card import ModelCard
 from models.cloudmask import brightness_cloud_mask, brightness_cloud_probability
 from models.networks.dbcr import DBCRConfig, DBCRNet
 from models.networks.diffcr import DiffCRConfig, DiffCRNet
+from models.sampling.schedule_configs import BridgeSchedule, DESchedule, DiffCRSchedule
 from models.training.scene_finetune import (
     GENERIC_CLOUD,
     AdaptSettings,
@@ -20,7 +21,7 @@ from models.training.scene_finetune import (
 )
 
 TINY = DBCRConfig(widths=(8, 16), enc_blocks=(1, 1), dec_blocks=(1, 1), heads=(1, 2))
-CARD = ModelCard(name="tiny", algorithm="dbcr", config=TINY.to_dict(), schedule={"kind": "linear"})
+CARD = ModelCard(name="tiny", algorithm="dbcr", config=TINY.to_dict(), schedule=BridgeSchedule("linear"))
 
 
 def _scene(cloudy_rows=40, size=96):
@@ -71,14 +72,14 @@ def test_diffcr_adapts_with_its_own_objective():
     config = DiffCRConfig(
         bands=13, dates=1, sar_bands=2, width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), emb_dim=16, time_dim=32
     )
-    card = ModelCard(name="d", algorithm="diffcr", config={}, schedule={"name": "sigmoid", "n_timestep": 1000})
+    card = ModelCard(name="d", algorithm="diffcr", config={}, schedule=DiffCRSchedule("sigmoid", 1000))
     network = DiffCRNet(config)
     tuned = adapt_network(network, card, _scene(), AdaptSettings(steps=1, batch=2, crop=32))
     assert any(not torch.equal(a, b) for a, b in zip(network.state_dict().values(), tuned.state_dict().values()))
 
 
 def test_de_needs_its_reference_to_adapt():
-    card = ModelCard(name="d", algorithm="de", config={}, schedule={"name": "adm-linear", "n_timestep": 1000})
+    card = ModelCard(name="d", algorithm="de", config={}, schedule=DESchedule("adm-linear", 1000))
     with pytest.raises(ValueError, match="reference"):
         adapt_network(torch.nn.Conv2d(3, 3, 1), card, _scene(), AdaptSettings(steps=1, crop=32))
 

@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.diffusion_restorers import de_restorer
 from models.networks.de import DEConfig, DENet
 from models.networks.de_reference import DEReferenceConfig, DEReferenceNet
 from models.registry import load_model
+from models.restorers import de_restorer
 from models.sampling.noise_schedules import adm_linear_betas, alphas_cumprod
 from models.training.loop_utils import save_model
 from models.training.rice_pairs import Pairs, crop_sizes, load_pairs, sample_pairs, split_pairs
@@ -90,7 +90,7 @@ def test_reference_then_de_train_resume_and_load(tmp_path):
     path = tmp_path / "de.safetensors"
     save_model(path, network, de_card("de", TINY_DE, DE_SETTINGS, str(ref_path), len(train), metrics, 1.0))
     loaded, card = load_model(str(path))
-    assert card.schedule["reference_model"] == str(ref_path) and card.training["recipe"]["steps"] == 2
+    assert card.reference_model == str(ref_path) and card.training["recipe"]["steps"] == 2
     out = de_restorer(loaded, card, nfe=2)(torch.rand(1, 3, 16, 16), None, [(0, 0)])  # loads the reference by name
     assert out.shape == (1, 3, 16, 16) and torch.isfinite(out).all()
 
@@ -107,7 +107,7 @@ def test_the_command_trains_the_reference_then_de(tmp_path, capsys):
     assert main(de_args) == 0
     assert main([*de_args, "--export-only"]) == 0
     _, card = load_model(str(out))
-    assert card.schedule["reference_model"] == str(ref) and card.training["recipe"]["steps"] == 1
+    assert card.reference_model == str(ref) and card.training["recipe"]["steps"] == 1
     assert "psnr_output" in next(iter(card.metrics.values()))
     missing = ["train", "de", "--reference", str(tmp_path / "none.safetensors"), "--run-dir", str(tmp_path / "m")]
     missing += common

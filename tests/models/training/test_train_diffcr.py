@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.diffusion_restorers import diffcr_restorer
 from models.networks.diffcr import DiffCRConfig
 from models.registry import load_model
+from models.restorers import diffcr_restorer
 from models.sampling.noise_schedules import alphas_cumprod, make_betas
 from models.training.chips import Chip, split_by_place
 from models.training.loop_utils import read_export, save_model
@@ -63,7 +63,7 @@ def test_training_runs_resumes_and_writes_a_loadable_card(tmp_path):
     path = tmp_path / "tiny.safetensors"
     save_model(path, network, diffcr_card("tiny", TINY, SETTINGS, {"t": 2}, metrics, 1.0))
     loaded, card = load_model(str(path))
-    assert card.training["recipe"]["steps"] == 2 and card.schedule["time_input"] == "gamma"
+    assert card.training["recipe"]["steps"] == 2 and card.schedule.time_input == "gamma"
     assert card.sar_bands == ("VV", "VH") and card.default_nfe == 2
     out = diffcr_restorer(loaded, card, nfe=2)(torch.rand(1, 13, 32, 32), torch.rand(1, 2, 32, 32), [(0, 0)])
     assert out.shape == (1, 13, 32, 32) and torch.isfinite(out).all()

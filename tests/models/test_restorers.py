@@ -1,0 +1,124 @@
+"""Restorers: reflectance in and out, position-fixed noise, dates, the reference network, progress and cancel."""
+
+import pytest
+import torch
+
+from models.card import ModelCard
+from models.networks.dbcr import DBCRConfig, DBCRNet
+from models.networks.de import DEConfig, DENet
+from models.networks.de_reference import DEReferenceConfig, DEReferenceNet
+from models.networks.diffcr import DiffCRConfig, DiffCRNet
+from models.restorers import de_restorer, diffcr_restorer, make_restorer
+from models.sampling.schedule_configs import DESchedule, DiffCRSchedule, Thresholding
+
+DIFFCR = DiffCRConfig(width=8, enc_blocks=(1,), dec_blocks=(1,), dates=2)
+SCHEDULE = DiffCRSchedule("sigmoid", 1000, time_input="gamma", thresholding=Thresholding(0.995, 1))
+DE = DEConfig(model_channels=32, channel_mult=(1, 2), attention_ds=(), wa_channels=32, wa_channel_mult=(1, 2))
+REFERENCE = DEReferenceConfig(n_feat=8, scale_unetfeats=4, scale_orsnetfeats=4, num_cab=1)
+
+
+class Cancelled(Exception):
+    pass
+
+
+def _diffcr():
+    torch.manual_seed(0)
+    network = DiffCRNet(DIFFCR).eval()
+    card = ModelCard(name="t", algorithm="diffcr", config=DIFFCR.__dict__, sar_bands=(), schedule=SCHEDULE)
+    return network, card
+
+
+def _de():
+    network = DENet(DE).eval()  # zero-initialised outputs: ε = 0, w = 0 → clamped to 0.3
+    card = ModelCard(name="d", algorithm="de", config=DE.__dict__, schedule=DESchedule())
+    return network, card, DEReferenceNet(REFERENCE).eval()
+
+
+def _dbcr():
+    config = DBCRConfig(optical_channels=3, widths=(8, 16), enc_blocks=(1, 1), dec_blocks=(1, 1), heads=(1, 2))
+    return DBCRNet(config).eval(), ModelCard(name="b", algorithm="dbcr", config=config.to_dict())
+
+
+def test_diffcr_restorer_is_deterministic_and_in_reflectance():
+    network, card = _diffcr()
+    restore = diffcr_restorer(network, card, nfe=3, seed=5)
+    optical = torch.rand(2, 6, 8, 8)  # two dates stacked
+    out = restore(optical, None, [(0, 0), (0, 8)])
+    assert out.shape == (2, 3, 8, 8)
+    assert out.min() >= 0 and out.max() <= 1  # thresholded x0 in [-1, 1] maps into [0, 1]
+    torch.testing.assert_close(restore(optical, None, [(0, 0), (0, 8)]), out, rtol=0, atol=0)
+    assert not torch.equal(restore(optical, None, [(64, 0), (0, 8)])[0], out[0])
+
+
+def test_diffcr_restorer_repeats_a_single_date_and_rejects_wrong_bands():
+    network, card = _diffcr()
+    restore = diffcr_restorer(network, card, nfe=2)
+    single = torch.rand(1, 3, 8, 8)
+    torch.testing.assert_close(restore(single, None, [(0, 0)]), restore(single.repeat(1, 2, 1, 1), None, [(0, 0)]))
+    with pytest.raises(ValueError, match="needs 3 per date"):
+        restore(torch.rand(1, 4, 8, 8), None, [(0, 0)])
+
+
+def test_de_restorer_uses_the_reference():
+    network, card, reference = _de()
+    out = de_restorer(network, card, nfe=4, seed=1, reference=reference)(torch.rand(1, 3, 16, 16), None, [(0, 0)])
+    assert out.shape == (1, 3, 16, 16) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="names no reference network"):
+        de_restorer(network, card, nfe=4)
+
+
+def _inputs(algorithm):
+    if algorithm == "dbcr":
+        network, card = _dbcr()
+        return network, card, None, (torch.rand(2, 3, 16, 16), torch.rand(2, 2, 16, 16))
+    if algorithm == "diffcr":
+        network, card = _diffcr()
+        return network, card, None, (torch.rand(2, 3, 8, 8), None)
+    network, card, reference = _de()
+    return network, card, reference, (torch.rand(2, 3, 16, 16), None)
+
+
+class Counting(torch.nn.Module):
+    """Counts the calls of the method's network (DE's reference network is not wrapped)."""
+
+    def __init__(self, network):
+        super().__init__()
+        self.network, self.calls = network, 0
+
+    def forward(self, *args):
+        self.calls += 1
+        return self.network(*args)
+
+
+@pytest.mark.parametrize(("algorithm", "nfe"), [("dbcr", 3), ("diffcr", 3), ("de", 4)])
+def test_callback_reports_every_network_evaluation_of_every_batch(algorithm, nfe):
+    network, card, reference, (optical, sar) = _inputs(algorithm)
+    seen = []
+    restore = make_restorer(network, card, nfe, reference=reference, callback=lambda *progress: seen.append(progress))
+    restore(optical, sar, [(0, 0), (0, 16)])
+    restore(optical[:1], None if sar is None else sar[:1], [(0, 0)])
+    assert seen == [(i, nfe) for i in range(1, nfe + 1)] * 2
+
+
+@pytest.mark.parametrize("algorithm", ["dbcr", "diffcr", "de"])
+def test_a_raising_callback_stops_restore_after_one_network_evaluation(algorithm):
+    network, card, reference, (optical, sar) = _inputs(algorithm)
+    counting = Counting(network)
+
+    def cancel(done, total):
+        raise Cancelled
+
+    restore = make_restorer(counting, card, 4, reference=reference, callback=cancel)
+    with pytest.raises(Cancelled):
+        restore(optical, sar, [(0, 0), (0, 16)])
+    assert counting.calls == 1
+
+
+def test_make_restorer_rejects_what_it_cannot_run():
+    network, card = _dbcr()
+    with pytest.raises(ValueError, match="only DE takes a reference"):
+        make_restorer(network, card, 1, reference=network)
+    with pytest.raises(ValueError, match="no sampler"):
+        make_restorer(network, card.replace(algorithm="de-reference"), 1)
+    with pytest.raises(ValueError, match="at least 2 steps"):
+        make_restorer(*_diffcr(), 1)
