@@ -1,10 +1,10 @@
 """DE's frozen reference network ("visual prior"): the MPRNet-style multi-stage restorer DE calls MemoryNet.
 
 DE's ``guided_diffusion/cloudnet/mn/mn.py`` (class ``MPRNet``, in_c = out_c = bands) is not public in any source we
-can read; its full parameter layout is (``de-full-keys.json``), and it is exactly MPRNet's (Zamir et al., CVPR 2021,
-swz30/MPRNet ``Deraining/MPRNet.py``): n_feat 40, scale_unetfeats 20, scale_orsnetfeats 16, 8 CABs per ORB,
-reduction 4, no biases, one PReLU shared by every block — 3,637,249 parameters for 3 bands. This module rebuilds
-that network with the same names so the official weights load; the forward is MPRNet's.
+can read; its full parameter layout is (the key listing of the official checkpoints), and it is exactly MPRNet's
+(Zamir et al., CVPR 2021, swz30/MPRNet ``Deraining/MPRNet.py``): n_feat 40, scale_unetfeats 20, scale_orsnetfeats
+16, 8 CABs per ORB, reduction 4, no biases, one PReLU shared by every block — 3,637,249 parameters for 3 bands. This
+module rebuilds that network with the same names so the official weights load; the forward is MPRNet's.
 
 Not verified against official outputs (no fixture exists): the official module returns two values and DE uses the
 second; we return MPRNet's final stage-3 restoration, which is what an end-to-end cloud-removal prediction is.
