@@ -1,19 +1,18 @@
-"""Extra outputs of a run, written beside the result: the input's cloud mask and a per-pixel change band.
+"""Extra outputs of a run, written where the job says: the input's cloud mask and a per-pixel change band.
 
-``out.tif`` gets ``out_cloudmask.tif`` (s2cloudless on the cloudy input: 1 cloud, 0 clear, 255 no data) and
-``out_change.tif`` (mean absolute reflectance change over the restored bands, float32: where the model changed the
-image, and by how much; near 0 on clear ground). Both are computed after the result is complete, block by block.
+``Job.cloud_mask_output`` gets s2cloudless on the cloudy input (1 cloud, 0 clear, 255 no data) and
+``Job.change_output`` the mean absolute reflectance change over the restored bands (float32: where the model changed
+the image, and by how much; near 0 on clear ground). Both are computed after the result is complete, block by block.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
-from pathlib import Path
+from collections.abc import Collection
 
 import numpy as np
 
-from backend.commands.cloudmask import blocks, write_cloud_mask
+from backend.cloud_mask_raster import CloudMaskJob, blocks, write_cloud_mask
 from backend.errors import BadInputError
 from backend.job import Job
 from backend.raster_io import OpticalSource
@@ -22,18 +21,11 @@ from backend.writer import block_size, open_output
 from models.card import ModelCard
 from models.cloudmask import supports_s2cloudless
 
-EXTRA_OUTPUTS = {"mask": "_cloudmask", "change": "_change"}
 CHANGE_NODATA = -1.0
 
 
-def extra_output_path(output: str, kind: str) -> str:
-    """``out.tif`` -> ``out_cloudmask.tif`` / ``out_change.tif``."""
-    path = Path(output)
-    return str(path.with_name(path.stem + EXTRA_OUTPUTS[kind] + ".tif"))
-
-
-def check_extra_outputs(kinds: tuple[str, ...], card: ModelCard) -> None:
-    """Refuse extra outputs the model's bands cannot give, before the run starts."""
+def check_extra_outputs(kinds: Collection[str], card: ModelCard) -> None:
+    """Refuse extra outputs (``mask``, ``change``: ``Job.extra_outputs``) the model's bands cannot give, up front."""
     if "mask" in kinds and not supports_s2cloudless(card.optical_bands):
         raise BadInputError("The cloud mask output needs Sentinel-2 bands (s2cloudless); this model has none")
 
@@ -41,24 +33,21 @@ def check_extra_outputs(kinds: tuple[str, ...], card: ModelCard) -> None:
 def write_extra_outputs(job: Job, card: ModelCard, reporter: Reporter) -> tuple[dict[str, str], float | None]:
     """Write the job's extra outputs; return their paths by kind and the mask's cloud fraction (if written)."""
     written, fraction = {}, None
-    if "mask" in job.extra_outputs:
-        path = extra_output_path(job.output, "mask")
-        settings = argparse.Namespace(
-            optical=job.optical, probability=None, mask=path, threshold=job.cloud_threshold, average_over=4,
-            dilation=2, l2a_offset=job.l2a_offset,
-        )  # fmt: skip
-        stats = write_cloud_mask(settings, Reporter(events=False, err=io.StringIO()))  # its messages stay inside
-        written["mask"], fraction = path, stats["cloud_fraction"]
-    if "change" in job.extra_outputs:
-        written["change"] = write_change(job, card)
+    if job.cloud_mask_output:
+        mask = CloudMaskJob(
+            job.optical, mask=job.cloud_mask_output, threshold=job.cloud_threshold, l2a_offset=job.l2a_offset
+        )
+        stats = write_cloud_mask(mask, Reporter(events=False, err=io.StringIO()))  # its messages stay inside
+        written["mask"], fraction = job.cloud_mask_output, stats["cloud_fraction"]
+    if job.change_output:
+        written["change"] = write_change(job, card, job.change_output)
     for kind, path in written.items():
         reporter.log("info", f"Wrote the {kind} output {path}")
     return written, fraction
 
 
-def write_change(job: Job, card: ModelCard) -> str:
-    """Mean absolute reflectance difference between the result and the input, per pixel."""
-    path = extra_output_path(job.output, "change")
+def write_change(job: Job, card: ModelCard, path: str) -> str:
+    """Write the mean absolute reflectance difference between the result and the input, per pixel, to ``path``."""
     label = "change"
     with (
         OpticalSource(

@@ -8,24 +8,31 @@ itself) may be left out; :meth:`Job.tiling` fills them from the model card.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backend.errors import BadInputError, OutputError
+from backend.errors import BadInputError, OutputError, UnreadableFileError
+from backend.protocol import RUN_SETTINGS, Setting
 
-SAR_SCALES = ("auto", "db", "linear")
-RUNTIMES = ("torch", "onnxruntime")
+
+def _int_bounds(name: str) -> tuple[int, int]:
+    setting = RUN_SETTINGS[name]
+    assert setting.minimum is not None and setting.maximum is not None, name
+    return int(setting.minimum), int(setting.maximum)
+
+
+SAR_SCALES = RUN_SETTINGS["sar_scale"].choices
+RUNTIMES = RUN_SETTINGS["runtime"].choices
 # Cloudy dates of one place a job may stack (DiffCR's official models use 3).
 MAX_DATES = 3
-NFE_RANGE = (1, 50)
-TILE_RANGE = (32, 4096)
+NFE_RANGE = _int_bounds("nfe")
+TILE_RANGE = _int_bounds("tile_size")
 # Networks halve the tile up to four times, so a tile side must divide by 16.
-TILE_MULTIPLE = 16
-BATCH_RANGE = (1, 256)
-ADAPT_RANGE = (0, 5000)
+TILE_MULTIPLE = RUN_SETTINGS["tile_size"].multiple
 # Default overlap = tile / OVERLAP_DIVISOR (64 px for 256 px tiles): wide enough for the blend ramp to hide
 # tile-edge effects of a U-Net's receptive field, while adding only ~1.8x tiles over no overlap (MONAI, GeoAI: 25%).
 OVERLAP_DIVISOR = 4
@@ -69,8 +76,9 @@ class Job:
             and for scene adaptation.
         adapt: fine-tuning steps on the scene itself before the run (0 = off).
         save_adapted: where to keep the adapted weights (.safetensors), or None.
-        extra_outputs: also write ``mask`` (``<output>_cloudmask.tif``) and/or ``change``
-            (``<output>_change.tif``), see backend.extra_outputs.
+        cloud_mask_output: also write the input's s2cloudless cloud mask to this GeoTIFF (1 cloud, 0 clear, 255 no
+            data), or None; see backend.extra_outputs.
+        change_output: also write the per-pixel mean absolute reflectance change to this GeoTIFF, or None.
     """
 
     algorithm: str
@@ -95,7 +103,8 @@ class Job:
     cloud_threshold: float = 0.4
     adapt: int = 0
     save_adapted: str | None = None
-    extra_outputs: tuple[str, ...] = ()
+    cloud_mask_output: str | None = None
+    change_output: str | None = None
 
     def __post_init__(self) -> None:
         """Check every field; raise :class:`BadInputError` or :class:`OutputError` with a sentence."""
@@ -103,17 +112,11 @@ class Job:
             raise BadInputError("No algorithm given; name one, e.g. dbcr")
         if not self.optical:
             raise BadInputError("No optical (Sentinel-2) raster given")
-        _check_range("NFE", self.nfe, NFE_RANGE)
-        _check_range("Batch size", self.batch, BATCH_RANGE)
-        _check_range("Tile size", self.tile_size, TILE_RANGE)
-        if self.tile_size is not None and self.tile_size % TILE_MULTIPLE:
-            raise BadInputError(f"Tile size must be a multiple of {TILE_MULTIPLE} pixels, not {self.tile_size}")
-        if self.overlap is not None and self.overlap < 0:
-            raise BadInputError(f"Overlap must be 0 or more pixels, not {self.overlap}")
+        for setting in RUN_SETTINGS.values():
+            if setting.kind is int:
+                _check(setting, getattr(self, setting.name))
         if self.tile_size is not None and self.overlap is not None:
             _check_overlap(self.tile_size, self.overlap)
-        if self.threads is not None and self.threads < 1:
-            raise BadInputError(f"Threads must be 1 or more, not {self.threads}")
         if not _DEVICE.match(self.device):
             raise BadInputError(f"Device must be auto, cpu, cuda or cuda:N, not {self.device!r}")
         if self.sar_scale not in SAR_SCALES:
@@ -122,9 +125,7 @@ class Job:
             raise BadInputError(f"Runtime must be torch or onnxruntime, not {self.runtime!r}")
         if self.optical_scale is not None and not self.optical_scale > 0:
             raise BadInputError(f"Optical scale must be a positive number of DN, not {self.optical_scale}")
-        if not 0.0 < self.cloud_threshold < 1.0:
-            raise BadInputError(f"Cloud threshold must lie between 0 and 1, not {self.cloud_threshold}")
-        _check_range("Adaptation steps", self.adapt, ADAPT_RANGE)
+        _check(RUN_SETTINGS["cloud_threshold"], self.cloud_threshold)
         if self.save_adapted is not None and not self.save_adapted.endswith(".safetensors"):
             raise BadInputError(f"Adapted weights are saved as .safetensors, not {self.save_adapted}")
         if len(self.optical_paths) > MAX_DATES:
@@ -132,6 +133,12 @@ class Job:
         if any(not path for path in self.extra_optical):
             raise BadInputError("An optical date has an empty path; give a raster file for every date")
         self._check_output()
+
+    @property
+    def extra_outputs(self) -> dict[str, str]:
+        """The extra outputs asked for, by kind (``mask``, ``change``): their paths, from the path fields."""
+        paths = {"mask": self.cloud_mask_output, "change": self.change_output}
+        return {kind: path for kind, path in paths.items() if path}
 
     @property
     def optical_paths(self) -> tuple[str, ...]:
@@ -149,6 +156,17 @@ class Job:
         for role, path in (*(("optical", path) for path in self.optical_paths), ("SAR", self.sar)):
             if path and os.path.abspath(path) == os.path.abspath(self.output):
                 raise OutputError(f"Output {self.output} is the {role} input; choose another file name")
+        for kind, path in self.extra_outputs.items():
+            if not path.lower().endswith((".tif", ".tiff")):
+                raise OutputError(f"The {kind} output {path} must be a GeoTIFF file ending in .tif or .tiff")
+            if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+                raise OutputError(f"The folder of the {kind} output {path} does not exist; create it or choose another")
+            inputs_and_output = (*self.optical_paths, self.sar, self.output)
+            if any(other and os.path.abspath(other) == os.path.abspath(path) for other in inputs_and_output):
+                raise OutputError(f"The {kind} output {path} is an input or the output; choose another file name")
+        if self.cloud_mask_output and self.change_output:
+            if os.path.abspath(self.cloud_mask_output) == os.path.abspath(self.change_output):
+                raise OutputError("The mask and change outputs are the same file; choose two file names")
 
     def tiling(self, card_tile_size: int) -> tuple[int, int]:
         """The (tile size, overlap) to run with, filling unset values from the model card.
@@ -167,7 +185,6 @@ class Job:
         if self.sar_bands is not None:
             data["sar_bands"] = list(self.sar_bands)
         data["extra_optical"] = list(self.extra_optical)
-        data["extra_outputs"] = list(self.extra_outputs)
         return data
 
     @classmethod
@@ -191,9 +208,11 @@ class Job:
 
 JOB_FIELDS = tuple(field.name for field in dataclasses.fields(Job))
 _INT_FIELDS = ("nfe", "tile_size", "overlap", "batch", "seed", "threads", "adapt")
-_STR_FIELDS = ("algorithm", "output", "sar", "model", "device", "sar_scale", "runtime", "save_adapted")
+_STR_FIELDS = (
+    "algorithm", "output", "sar", "model", "device", "sar_scale", "runtime", "save_adapted", "cloud_mask_output",
+    "change_output",
+)  # fmt: skip
 _BOOL_FIELDS = ("l2a_offset", "keep_clear")
-EXTRA_OUTPUT_KINDS = ("mask", "change")
 
 
 def _paths(key: str, value: Any) -> str | tuple[str, ...]:
@@ -214,8 +233,6 @@ def _coerce(key: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise BadInputError(f"Job field {key} must be a number, not {value!r}")
         return float(value)
-    if key == "extra_outputs":
-        return parse_extra_outputs(value)
     if key in _INT_FIELDS:
         if isinstance(value, bool) or not isinstance(value, int):
             raise BadInputError(f"Job field {key} must be a whole number, not {value!r}")
@@ -233,16 +250,23 @@ def _coerce(key: str, value: Any) -> Any:
     return value
 
 
-def parse_extra_outputs(value: Any) -> tuple[str, ...]:
-    """Parse extra outputs from ``"mask,change"`` or ``["mask"]``."""
-    parts = value.split(",") if isinstance(value, str) else value
-    if not isinstance(parts, (list, tuple)):
-        raise BadInputError(f"Extra outputs must be a list such as mask,change, not {value!r}")
-    kinds = tuple(str(part).strip().lower() for part in parts if str(part).strip())
-    unknown = [kind for kind in kinds if kind not in EXTRA_OUTPUT_KINDS]
-    if unknown:
-        raise BadInputError(f"Unknown extra output {', '.join(unknown)}; choose from {', '.join(EXTRA_OUTPUT_KINDS)}")
-    return kinds
+def read_job_file(path: str) -> dict[str, Any]:
+    """Read a JSON job object (a run's or a cloud mask's) from a file.
+
+    Raises:
+        UnreadableFileError: the file cannot be read.
+        BadInputError: it is not one JSON object.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as error:
+        raise UnreadableFileError(f"Cannot read job file {path}: {error.strerror or error}") from error
+    except json.JSONDecodeError as error:
+        raise BadInputError(f"Job file {path} is not valid JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise BadInputError(f"Job file {path} must hold one JSON object")
+    return data
 
 
 def parse_sar_bands(value: Any) -> tuple[int, int]:
@@ -255,9 +279,10 @@ def parse_sar_bands(value: Any) -> tuple[int, int]:
     return (vv, vh)
 
 
-def _check_range(name: str, value: int | None, bounds: tuple[int, int]) -> None:
-    if value is not None and not bounds[0] <= value <= bounds[1]:
-        raise BadInputError(f"{name} must be between {bounds[0]} and {bounds[1]}, not {value}")
+def _check(setting: Setting, value: float | None) -> None:
+    problem = setting.problem(value)
+    if problem:
+        raise BadInputError(problem)
 
 
 def _check_overlap(tile: int, overlap: int) -> None:

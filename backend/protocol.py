@@ -10,6 +10,12 @@ dict; the worker answers on stdout with one JSON event per line:
 ``{"event": "error", "code": "bad_input", "message": "S1 layer has 1 band; DB-CR needs VV and VH"}``
 ``{"event": "cancelled"}``
 
+A job is written as a JSON object with the keys of ``backend.job.Job`` and run as
+``python -m backend run --job FILE --events`` (a cloud mask: ``python -m backend cloudmask --job FILE --events``
+with the keys of :data:`CLOUD_MASK_SETTINGS` plus ``optical``, ``mask`` and ``probability``). :data:`RUN_SETTINGS`
+is the one table of the settings' bounds and defaults: the backend validates jobs against it and the plugin
+declares its parameters and widgets from it.
+
 Exit codes of ``python -m backend run``: 0 finished, 2 the user must fix something (an ``error`` event with a
 sentence says what), 1 an internal failure, 130 cancelled. The worker writes its output under
 ``partial_path(output)`` and renames it when complete, so a killed worker leaves only that file to remove.
@@ -18,6 +24,7 @@ sentence says what), 1 an internal failure, 130 cancelled. The worker writes its
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +45,85 @@ ERROR_CODES = (
     "out_of_memory",  # lower the batch or tile size
     "internal",  # a bug: exit code 1, traceback on stderr
 )
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a job: its JSON key, type, bounds and default.
+
+    Attributes:
+        name: the job's key (a field of ``backend.job.Job``).
+        label: how messages and widgets name it (``Tile size``).
+        kind: ``int``, ``float``, ``bool`` or ``str``.
+        default: the value a job takes when the key is left out; None where the backend fills it in (the model
+            card's NFE and tile size, a quarter of the tile for the overlap).
+        minimum: the smallest value allowed, or None.
+        maximum: the largest value allowed, or None.
+        multiple: a value must divide by this (tile sides: the networks halve a tile up to four times).
+        choices: the values a text setting may take, or empty for any.
+        unset: what a QGIS number widget shows for "no value" (the default None): 0 for the tile size (the model's
+            own), -1 for the overlap (a quarter of the tile); None where the widget may be left empty.
+    """
+
+    name: str
+    label: str
+    kind: type
+    default: Any = None
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    multiple: int = 1
+    choices: tuple[str, ...] = ()
+    unset: int | None = None
+
+    def problem(self, value: Any) -> str:
+        """Return why ``value`` is not allowed (a sentence), or an empty string; None is always allowed."""
+        if value is None:
+            return ""
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None and not low <= value <= high:
+            return f"{self.label} must be between {low:g} and {high:g}, not {value:g}"
+        if low is not None and value < low:
+            return f"{self.label} must be {low:g} or more, not {value:g}"
+        if high is not None and value > high:
+            return f"{self.label} must be {high:g} or less, not {value:g}"
+        if self.multiple > 1 and value % self.multiple:
+            return f"{self.label} must be a multiple of {self.multiple} pixels, not {value:g}"
+        return ""
+
+
+# The largest tile the backend cuts: 4096 px already needs several GB of memory per tile for the larger networks.
+MAX_TILE = 4096
+RUN_SETTINGS: Mapping[str, Setting] = {
+    setting.name: setting
+    for setting in (
+        Setting("nfe", "NFE", int, None, 1, 50),
+        Setting("tile_size", "Tile size", int, None, 32, MAX_TILE, multiple=16, unset=0),
+        # below half a tile (checked against the tile in use); the largest tile's bound, for widgets
+        Setting("overlap", "Overlap", int, None, 0, MAX_TILE // 2 - 1, unset=-1),
+        Setting("batch", "Batch size", int, 4, 1, 256),
+        Setting("threads", "Threads", int, None, 1),
+        Setting("seed", "Seed", int, 0),
+        Setting("device", "Device", str, "auto", choices=("auto", "cpu", "cuda")),  # and cuda:N
+        Setting("runtime", "Runtime", str, "torch", choices=("torch", "onnxruntime")),
+        Setting("sar_scale", "SAR scale", str, "auto", choices=("auto", "db", "linear")),
+        Setting("l2a_offset", "Level-2A offset", bool, False),
+        Setting("keep_clear", "Keep clear pixels", bool, False),
+        Setting("cloud_threshold", "Cloud threshold", float, 0.4, 0.01, 0.99),
+        Setting("adapt", "Adaptation steps", int, 0, 0, 5000),
+    )
+}
+"""The run settings of ``backend.job.Job`` that have bounds, choices or a default, by job key."""
+
+CLOUD_MASK_SETTINGS: Mapping[str, Setting] = {
+    setting.name: setting
+    for setting in (
+        Setting("threshold", "Cloud threshold", float, 0.4, 0.01, 0.99),
+        Setting("average_over", "Smoothing radius", int, 4, 0, 100),
+        Setting("dilation", "Dilation", int, 2, 0, 100),
+        Setting("l2a_offset", "Level-2A offset", bool, False),
+    )
+}
+"""The settings of a cloud-mask job (``python -m backend cloudmask``), by job key."""
 
 
 @dataclass(frozen=True)

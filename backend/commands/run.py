@@ -2,19 +2,22 @@
 
 ``--optical`` may be repeated for multi-date models (DiffCR): the dates in order, the first giving the output grid.
 
-Flags and the JSON job file (``--job``) use the same keys (see :class:`backend.job.Job`); flags given on the command
-line override the file's values. Flags left out take the model card's values (tile size, NFE) or the defaults.
+Flags and the JSON job file (``--job``, what the QGIS plugin writes) use the same keys (see :class:`backend.job.Job`);
+flags given on the command line override the file's values. Flags left out take the model card's values (tile size,
+NFE) or the defaults. ``--extra-outputs mask,change`` is a shorthand of this command only: it names the extra
+outputs ``<output>_cloudmask.tif`` and ``<output>_change.tif`` (``--cloud-mask-output`` and ``--change-output`` name
+them as you like).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+from pathlib import Path
 from typing import Any
 
-from backend.errors import BackendError, BadInputError, UnreadableFileError
-from backend.job import JOB_FIELDS, RUNTIMES, SAR_SCALES, Job
-from backend.protocol import EXIT_USER_ERROR, partial_path
+from backend.errors import BackendError, BadInputError
+from backend.job import JOB_FIELDS, RUNTIMES, SAR_SCALES, Job, read_job_file
+from backend.protocol import EXIT_USER_ERROR
 from backend.reporter import Reporter
 
 
@@ -93,10 +96,22 @@ def register(subparsers: Any) -> None:
         "--save-adapted", dest="save_adapted", default=hide, help="keep the adapted weights in this .safetensors file"
     )
     parser.add_argument(
+        "--cloud-mask-output",
+        dest="cloud_mask_output",
+        default=hide,
+        help="also write the input's cloud mask (s2cloudless: 1 cloud, 0 clear, 255 no data) to this GeoTIFF",
+    )
+    parser.add_argument(
+        "--change-output",
+        dest="change_output",
+        default=hide,
+        help="also write the per-pixel mean absolute reflectance change to this GeoTIFF",
+    )
+    parser.add_argument(
         "--extra-outputs",
         dest="extra_outputs",
-        default=hide,
-        help="also write mask (<output>_cloudmask.tif, s2cloudless) and/or change (<output>_change.tif): mask,change",
+        default=None,
+        help="shorthand: mask (<output>_cloudmask.tif) and/or change (<output>_change.tif), e.g. mask,change",
     )
     parser.add_argument("--job", dest="job_file", default=None, help="JSON file with the job (same keys as flags)")
     parser.add_argument("--events", action="store_true", help="write JSON-line events on stdout (for the plugin)")
@@ -117,26 +132,41 @@ def job_from_args(args: argparse.Namespace) -> Job:
     for name in JOB_FIELDS:
         if hasattr(args, name):
             data[name] = getattr(args, name)
+    if args.extra_outputs:
+        output = data.get("output")
+        for field, path in extra_output_paths(args.extra_outputs, output if isinstance(output, str) else "").items():
+            data.setdefault(field, path)  # an explicit path wins over the shorthand
     return Job.from_dict(data)
 
 
-def read_job_file(path: str) -> dict[str, Any]:
-    """Read a JSON job object."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except OSError as error:
-        raise UnreadableFileError(f"Cannot read job file {path}: {error.strerror or error}") from error
-    except json.JSONDecodeError as error:
-        raise BadInputError(f"Job file {path} is not valid JSON: {error}") from error
-    if not isinstance(data, dict):
-        raise BadInputError(f"Job file {path} must hold one JSON object")
-    return data
+EXTRA_OUTPUT_SUFFIXES = {"mask": ("cloud_mask_output", "_cloudmask"), "change": ("change_output", "_change")}
+
+
+def extra_output_paths(kinds: str, output: str) -> dict[str, str]:
+    """The job's path fields for ``--extra-outputs mask,change``: ``out_cloudmask.tif``, ``out_change.tif``.
+
+    Raises:
+        BadInputError: an unknown kind, or no output to put them beside.
+    """
+    wanted = [kind.strip().lower() for kind in kinds.split(",") if kind.strip()]
+    unknown = [kind for kind in wanted if kind not in EXTRA_OUTPUT_SUFFIXES]
+    if unknown:
+        raise BadInputError(
+            f"Unknown extra output {', '.join(unknown)}; choose from {', '.join(EXTRA_OUTPUT_SUFFIXES)}"
+        )
+    if wanted and not output:
+        raise BadInputError("--extra-outputs names files beside the output; give --output too")
+    path = Path(output)
+    return {
+        EXTRA_OUTPUT_SUFFIXES[kind][0]: str(path.with_name(path.stem + EXTRA_OUTPUT_SUFFIXES[kind][1] + ".tif"))
+        for kind in wanted
+    }
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Run the job; SIGTERM/SIGINT stop it at the next batch. Returns the exit code."""
-    from backend.worker import cancel_on_signals, execute
+    """Run the job; SIGTERM/SIGINT stop it within one network call. Returns the exit code."""
+    from backend.cancel import cancel_on_signals
+    from backend.worker import execute
 
     reporter = Reporter(events=args.events)
     try:
@@ -144,5 +174,5 @@ def handle(args: argparse.Namespace) -> int:
     except BackendError as error:
         reporter.emit("error", code=error.code, message=error.message)
         return EXIT_USER_ERROR
-    with cancel_on_signals(partial_path(job.output), lambda: reporter.emit("cancelled")) as stop:
+    with cancel_on_signals() as stop:
         return execute(job, reporter, stop.is_set)

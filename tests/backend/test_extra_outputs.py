@@ -1,11 +1,13 @@
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 
+from backend import extra_outputs
 from backend.errors import BadInputError
-from backend.extra_outputs import extra_output_path
+from backend.extra_outputs import check_extra_outputs
 from backend.job import Job
 from backend.reporter import Reporter
 from backend.worker import execute
@@ -15,20 +17,22 @@ OPTICAL = str(SAMPLE / "ROIs1868_summer_s2_cloudy_19_p30.tif")
 SAR = str(SAMPLE / "ROIs1868_summer_s1_19_p30.tif")
 
 
-def test_paths_sit_beside_the_output():
-    assert extra_output_path("/x/out.tif", "mask") == "/x/out_cloudmask.tif"
-    assert extra_output_path("/x/out.tif", "change") == "/x/out_change.tif"
+def test_a_mask_needs_sentinel_2_bands(kit):
+    card = kit.make_card()
+    check_extra_outputs({"mask": "m.tif", "change": "c.tif"}, card)
+    rgb = kit.make_card(bands=("B4", "B3", "B2"), sar=False)
+    check_extra_outputs({"change": "c.tif"}, rgb)
+    with pytest.raises(BadInputError, match="needs Sentinel-2 bands"):
+        check_extra_outputs({"mask": "m.tif"}, rgb)
 
 
-def test_extra_outputs_are_parsed_and_checked():
-    base = {"algorithm": "dbcr", "optical": OPTICAL, "output": "/tmp/o.tif"}
-    job = Job.from_dict({**base, "extra_outputs": "mask,change"})
-    assert job.extra_outputs == ("mask", "change")
-    with pytest.raises(BadInputError, match="Unknown extra output"):
-        Job.from_dict({**base, "extra_outputs": "snow"})
+def test_the_core_never_imports_a_command():
+    source = Path(extra_outputs.__file__).read_text()
+    assert "backend.commands" not in source and "argparse" not in source
 
 
 def test_mask_and_change_are_written_on_the_grid(tmp_path, tiny_model, capsys):
+    (tmp_path / "sub").mkdir()
     job = Job(
         algorithm="dbcr",
         optical=OPTICAL,
@@ -39,14 +43,18 @@ def test_mask_and_change_are_written_on_the_grid(tmp_path, tiny_model, capsys):
         threads=1,
         tile_size=128,
         keep_clear=True,
-        extra_outputs=("mask", "change"),
+        cloud_mask_output=str(tmp_path / "chosen-mask.tif"),
+        change_output=str(tmp_path / "sub" / "chosen-change.tif"),
     )
     assert execute(job, Reporter(events=True)) == 0
-    assert '"cloud_fraction"' in capsys.readouterr().out
+    finished = [line for line in capsys.readouterr().out.splitlines() if '"finished"' in line][-1]
+    assert '"cloud_fraction"' in finished
+    assert json.loads(finished)["stats"]["extra_outputs"] == job.extra_outputs  # written where the job said
+    assert sorted(path.name for path in tmp_path.glob("*.tif")) == ["chosen-mask.tif", "out.tif"]
     with (
         rasterio.open(OPTICAL) as source,
-        rasterio.open(tmp_path / "out_cloudmask.tif") as mask,
-        rasterio.open(tmp_path / "out_change.tif") as change,
+        rasterio.open(job.cloud_mask_output) as mask,
+        rasterio.open(job.change_output) as change,
     ):
         assert mask.transform == source.transform and change.shape == source.shape
         cloud = mask.read(1) == 1

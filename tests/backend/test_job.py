@@ -1,9 +1,11 @@
+import dataclasses
 import json
 
 import pytest
 
 from backend.errors import BackendError, BadInputError, OutputError
-from backend.job import JOB_FIELDS, Job, algorithm_label
+from backend.job import JOB_FIELDS, Job, algorithm_label, read_job_file
+from backend.protocol import RUN_SETTINGS
 
 
 def job(tmp_path, **changes):
@@ -35,7 +37,10 @@ def test_round_trip_through_json(tmp_path):
         ({"tile_size": 100}, "multiple of 16"),
         ({"tile_size": 16}, "Tile size must be between"),
         ({"tile_size": 64, "overlap": 32}, "less than half the tile"),
-        ({"overlap": -1}, "0 or more"),
+        ({"overlap": -1}, "Overlap must be between 0 and 2047, not -1"),
+        ({"cloud_threshold": 0.995}, "Cloud threshold must be between 0.01 and 0.99"),
+        ({"adapt": 5001}, "Adaptation steps must be between 0 and 5000"),
+        ({"extra_outputs": "mask"}, "Unknown job field extra_outputs"),
         ({"batch": 0}, "Batch size"),
         ({"device": "gpu"}, "Device must be"),
         ({"sar_scale": "power"}, "SAR scale"),
@@ -98,3 +103,45 @@ def test_optical_dates_runtime_and_scale(tmp_path):
     for values, sentence in bad:
         with pytest.raises(BackendError, match=sentence):
             Job.from_dict({"algorithm": "diffcr", "output": output, **values})
+
+
+def test_the_settings_table_is_what_the_job_checks_and_defaults_to(tmp_path):
+    defaults = {field.name: field.default for field in dataclasses.fields(Job)}
+    for name, setting in RUN_SETTINGS.items():
+        assert defaults[name] == setting.default, name
+        if setting.minimum is not None:
+            job(tmp_path, **{name: setting.kind(setting.minimum)})
+            with pytest.raises(BadInputError, match=setting.label):
+                job(tmp_path, **{name: setting.kind(setting.minimum - (1 if setting.kind is int else 0.001))})
+        if setting.maximum is not None:
+            upper = setting.kind(setting.maximum)
+            job(tmp_path, **({name: upper, "tile_size": 4096} if name == "overlap" else {name: upper}))
+            with pytest.raises(BadInputError, match=setting.label):
+                job(tmp_path, **{name: setting.kind(setting.maximum + (1 if setting.kind is int else 0.001))})
+        for choice in setting.choices:
+            assert getattr(job(tmp_path, **{name: choice}), name) == choice
+
+
+def test_extra_outputs_are_paths_the_job_names(tmp_path):
+    mask, change = str(tmp_path / "m.tif"), str(tmp_path / "c.tif")
+    both = job(tmp_path, cloud_mask_output=mask, change_output=change)
+    assert both.extra_outputs == {"mask": mask, "change": change}
+    assert job(tmp_path).extra_outputs == {} and Job.from_dict(both.to_dict()) == both
+    bad = [
+        ({"cloud_mask_output": str(tmp_path / "m.png")}, "mask output .* must be a GeoTIFF"),
+        ({"change_output": str(tmp_path / "nowhere" / "c.tif")}, "folder of the change output"),
+        ({"change_output": str(tmp_path / "out.tif")}, "is an input or the output"),
+        ({"cloud_mask_output": mask, "change_output": mask}, "the same file"),
+    ]
+    for changes, message in bad:
+        with pytest.raises(OutputError, match=message):
+            job(tmp_path, **changes)
+
+
+def test_job_file_must_be_one_json_object(tmp_path):
+    path = tmp_path / "job.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(BadInputError, match="must hold one JSON object"):
+        read_job_file(str(path))
+    with pytest.raises(BackendError, match="Cannot read job file"):
+        read_job_file(str(tmp_path / "none.json"))

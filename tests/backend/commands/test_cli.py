@@ -11,6 +11,7 @@ import rasterio
 
 from backend import worker as runner
 from backend.cli import main
+from backend.commands.run import extra_output_paths, job_from_args
 from backend.protocol import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USER_ERROR, decode_event, partial_path
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -28,7 +29,7 @@ def fake_model(monkeypatch, kit):
     """Replace model loading by a stand-in restorer (identity unless a test sets another)."""
     state = {"restore": kit.identity, "card": kit.make_card()}
 
-    def load(job, device, adapt=None):
+    def load(job, device, *_hooks):  # adapt, step callback
         return state["restore"], state["card"]
 
     monkeypatch.setattr(runner, "load_restorer", load)
@@ -101,6 +102,29 @@ def test_job_file_with_flag_override(rasters, tmp_path, fake_model, capsys):
     path.write_text("{not json")
     assert main(["run", "--job", str(path), "--events"]) == EXIT_USER_ERROR
     assert "not valid JSON" in events_of(capsys.readouterr().out)[0].get("message")
+
+
+def test_extra_outputs_shorthand_and_explicit_paths(rasters, tmp_path):
+    import backend.cli as cli
+
+    def job(*flags):
+        return job_from_args(cli.build_parser("run").parse_args(run_args(rasters, tmp_path, *flags)))
+
+    plain = job("--extra-outputs", "mask,change")
+    assert plain.cloud_mask_output == str(tmp_path / "out_cloudmask.tif")
+    assert plain.change_output == str(tmp_path / "out_change.tif")
+    chosen = str(tmp_path / "chosen.tif")
+    mixed = job("--extra-outputs", "mask,change", "--cloud-mask-output", chosen)
+    assert mixed.cloud_mask_output == chosen and mixed.change_output == str(tmp_path / "out_change.tif")
+    only = job("--change-output", chosen)
+    assert only.extra_outputs == {"change": chosen}
+    assert extra_output_paths("mask", "/x/out.tif") == {"cloud_mask_output": "/x/out_cloudmask.tif"}
+
+
+def test_unknown_extra_output_is_a_sentence(rasters, tmp_path, fake_model, capsys):
+    assert main(run_args(rasters, tmp_path, "--events", "--extra-outputs", "snow")) == EXIT_USER_ERROR
+    (error,) = events_of(capsys.readouterr().out)
+    assert "Unknown extra output snow; choose from mask, change" in error.get("message")
 
 
 def test_sigterm_cancels_and_removes_partial(rasters, tmp_path, fake_model, capsys, kit):
@@ -194,7 +218,7 @@ def test_broken_environment_is_an_event(monkeypatch, capsys):
 
 
 def test_unreadable_input_fails_before_the_model_loads(rasters, tmp_path, monkeypatch, capsys):
-    def must_not_load(job, device, adapt=None):
+    def must_not_load(job, device, *_hooks):
         raise AssertionError("the model was loaded before the inputs were checked")
 
     monkeypatch.setattr(runner, "load_restorer", must_not_load)

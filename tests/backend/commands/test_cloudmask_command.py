@@ -5,7 +5,7 @@ import numpy as np
 import rasterio
 
 from backend.cli import main
-from backend.commands.cloudmask import blocks, with_halo
+from backend.cloud_mask_raster import CloudMaskJob, blocks, with_halo
 from models.cloudmask import cloud_probability, mask_from_probability
 
 SAMPLE = Path(__file__).resolve().parents[3] / "sample" / "ROIs1868_summer_s2_cloudy_19_p30.tif"
@@ -81,3 +81,28 @@ def test_wrong_band_count_is_a_sentence(tmp_path, rasters, capsys):
 def test_nothing_to_write_is_refused(rasters, capsys):
     assert main(["cloudmask", "--optical", rasters["l1c"], "--events"]) == 2
     assert "nothing to write" in _events(capsys)[-1]["message"]
+
+
+def test_a_json_job_file_with_flag_override(tmp_path, rasters, capsys):
+    job = CloudMaskJob(rasters["l1c"], mask=str(tmp_path / "m.tif"), threshold=0.5, dilation=0)
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(job.to_dict()))
+    assert CloudMaskJob.from_dict(json.loads(path.read_text())) == job
+    other = str(tmp_path / "other.tif")
+    assert main(["cloudmask", "--job", str(path), "--mask", other, "--events"]) == 0
+    assert _events(capsys)[-1]["output"] == other
+    assert (tmp_path / "other.tif").exists() and not (tmp_path / "m.tif").exists()
+
+
+def test_settings_outside_the_table_are_refused(tmp_path, rasters, capsys):
+    mask = str(tmp_path / "m.tif")
+    for flags, sentence in (
+        (["--threshold", "1.2"], "Cloud threshold must be between 0.01 and 0.99, not 1.2"),
+        (["--dilation", "101"], "Dilation must be between 0 and 100"),
+    ):
+        assert main(["cloudmask", "--optical", rasters["l1c"], "--mask", mask, "--events", *flags]) == 2
+        assert sentence in _events(capsys)[-1]["message"]
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps({"optical": rasters["l1c"], "mask": mask, "dilation": "2"}))
+    assert main(["cloudmask", "--job", str(path), "--events"]) == 2
+    assert "dilation must be int" in _events(capsys)[-1]["message"]
