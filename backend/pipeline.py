@@ -23,7 +23,7 @@ from backend.job import Job, algorithm_label
 from backend.pass_outputs import CloudTally, PassOutputs, PassWriters, open_pass_writers, tile_change
 from backend.raster_io import Grid
 from backend.sar import SarSource
-from backend.tiling import Tile, blend_weight, pad_to_tile, tile_grid, tile_starts
+from backend.tiling import Tile, blend_weight, count_tiles, pad_to_tile, tile_batches, tile_starts
 from backend.writer import StripeWriter, open_output
 from models.card import ModelCard
 from models.keep_clear import fill_clouds_only
@@ -80,16 +80,17 @@ def run_removal(
         if sar is not None:
             stack.enter_context(sar)
         grid = optical.grid
-        tiles = [tile for row in tile_grid(grid.height, grid.width, tile_size, overlap) for tile in row]
+        optical.check_has_data(job.optical_paths[0])  # an all-nodata raster writes nothing
+        total = count_tiles(grid.height, grid.width, tile_size, overlap)
         if started:
-            started(len(tiles))
+            started(total)
         if stop():
             raise CancelledError()
         bands = optical.band_map.output_bands
         kind = optical.band_map.level if is_sentinel2_model(card.optical_bands) else f"{len(bands)} bands"
         log.info(
             "%s: %d x %d pixels, %s, %s, %d date(s), %d tiles of %d px (overlap %d), batch %d",
-            label, grid.width, grid.height, kind, optical.dtype, len(job.optical_paths), len(tiles), tile_size,
+            label, grid.width, grid.height, kind, optical.dtype, len(job.optical_paths), total, tile_size,
             overlap, job.batch,
         )  # fmt: skip
         tags = {**(tags or {}), "CLOUD_REMOVAL_OPTICAL_SCALE": f"{optical.scale:g}"}
@@ -101,25 +102,24 @@ def run_removal(
         passes = open_pass_writers(stack, extras, grid, stripe_rows, tags)
         tiles_clouds = CloudTally()
         read_bands = [index for index, source in enumerate(optical.band_map.model_sources) if source is not None]
-        skipped = 0
-        for start in range(0, len(tiles), job.batch):
+        batch_run = BatchRun(restore, card, grid, overlap, device, writer, extras, passes, tiles_clouds, read_bands)
+        skipped = done = 0
+        # Batches are cut as the run reaches them: nothing here grows with the raster's height.
+        for batch, next_row in tile_batches(grid.height, grid.width, tile_size, overlap, job.batch):
             if stop():
                 raise CancelledError()
-            batch = tiles[start : start + job.batch]
-            batch_run = BatchRun(restore, card, grid, overlap, device, writer, extras, passes, tiles_clouds, read_bands)
             skipped += batch_run.run(batch, dates, sar)
-            done = start + len(batch)
-            release_row = tiles[done].row if done < len(tiles) else grid.height
-            writer.release(release_row)
-            passes.release(release_row)
+            done += len(batch)
+            writer.release(next_row)
+            passes.release(next_row)
             if progress:
-                progress(done, len(tiles))
+                progress(done, total)
         writer.finish()
         passes.finish()
     seconds = time.perf_counter() - clock
     megapixels = grid.width * grid.height / 1e6
     return {
-        "tiles": len(tiles),
+        "tiles": total,
         "skipped_tiles": skipped,
         "tile_size": tile_size,
         "overlap": overlap,

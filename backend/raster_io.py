@@ -123,6 +123,63 @@ def warped_onto(dataset: DatasetReader, grid: Grid, what: str) -> DatasetReader 
     )
 
 
+def band_validity(
+    dataset: DatasetReader, raw: np.ndarray, window: Window, nodata: float | None, has_mask: bool
+) -> np.ndarray:
+    """Which values of ``raw`` (bands, h, w), read from ``window``, hold data: finite, not nodata, not masked."""
+    valid = np.isfinite(raw)
+    if nodata is not None and not np.isnan(nodata):
+        valid &= raw != np.float32(nodata)
+    if has_mask:
+        valid &= dataset.dataset_mask(window=window)[None] > 0
+    return valid
+
+
+def mask_kind(dataset: DatasetReader) -> bool:
+    """Whether validity comes from an internal mask or an alpha band (not only from a nodata value)."""
+    flags = dataset.mask_flag_enums[0]
+    return MaskFlags.per_dataset in flags or MaskFlags.alpha in flags
+
+
+def has_valid_pixel(dataset: DatasetReader, indexes: list[int], nodata: float | None, has_mask: bool) -> bool:
+    """Whether any pixel of ``dataset`` has data in any band of ``indexes``, reading block by block.
+
+    Stops at the first block with a valid pixel, so a raster with data costs one block read; only a raster
+    without any costs a full read. Integer bands without nodata or mask are valid everywhere and read nothing.
+    """
+    if nodata is None and not has_mask and all(np.issubdtype(dataset.dtypes[i - 1], np.integer) for i in indexes):
+        return True
+    for _, window in dataset.block_windows(1):
+        raw = dataset.read(indexes, window=window, out_dtype=np.float32)
+        if band_validity(dataset, raw, window, nodata, has_mask).any():
+            return True
+    return False
+
+
+def no_data_error(path: str, nodata: float | None) -> BadInputError:
+    """The sentence for an optical raster without a single valid pixel."""
+    why = f"every pixel equals its nodata value {nodata:g} or is masked" if nodata is not None else "it is all masked"
+    return BadInputError(
+        f"The optical raster {path} holds no valid pixel (all nodata: {why}); choose a raster with data, or check "
+        "its nodata value"
+    )
+
+
+def check_has_data(path: str) -> None:
+    """Refuse an optical raster that is all nodata before any model is loaded (every band but an alpha counts).
+
+    Raises:
+        UnreadableFileError: the file cannot be read.
+        BadInputError: no pixel holds data.
+    """
+    with open_raster(path, "optical") as dataset:
+        count = dataset.count
+        if count > 1 and dataset.colorinterp[-1] == ColorInterp.alpha:
+            count -= 1
+        if not has_valid_pixel(dataset, list(range(1, count + 1)), dataset.nodata, mask_kind(dataset)):
+            raise no_data_error(path, dataset.nodata)
+
+
 class OpticalSource:
     """The optical input, read window by window as reflectance in the model's band order.
 
@@ -191,8 +248,7 @@ class OpticalSource:
         warped = self._reader is not self.dataset
         # A warped view marks "no data" with NaN, which every read already treats as invalid.
         self.nodata: float | None = None if warped else self.dataset.nodata
-        flags = self.dataset.mask_flag_enums[0]
-        self.has_mask = not warped and (MaskFlags.per_dataset in flags or MaskFlags.alpha in flags)
+        self.has_mask = not warped and mask_kind(self.dataset)
         self.offset = BASELINE_04_OFFSET_DN if l2a_offset else 0.0
         self._fills = np.asarray(self.band_map.fills, dtype=np.float32)
 
@@ -216,12 +272,8 @@ class OpticalSource:
             valid: bool (h, w), True where the pixel has data.
         """
         raw = self._reader.read(self.band_map.read_indexes, window=window, out_dtype=np.float32)
-        band_valid = np.isfinite(raw)
-        if self.nodata is not None and not np.isnan(self.nodata):
-            band_valid &= raw != np.float32(self.nodata)
-        if self.has_mask:
-            band_valid &= self.dataset.dataset_mask(window=window)[None] > 0
-        valid = band_valid.any(axis=0)
+        band_valid = band_validity(self.dataset, raw, window, self.nodata, self.has_mask)
+        valid: np.ndarray = band_valid.any(axis=0)
 
         reflectance = np.empty((len(self.band_map.model_sources), *raw.shape[1:]), dtype=np.float32)
         read_slot = 0
@@ -236,6 +288,15 @@ class OpticalSource:
             reflectance[channel] = band
             read_slot += 1
         return reflectance, valid
+
+    def check_has_data(self, path: str) -> None:
+        """Refuse a raster whose bands read by the model hold no valid pixel (see :func:`has_valid_pixel`).
+
+        Raises:
+            BadInputError: every pixel is nodata.
+        """
+        if not has_valid_pixel(self.dataset, list(self.band_map.read_indexes), self.nodata, self.has_mask):
+            raise no_data_error(path, self.nodata)
 
     def encode(self, reflectance: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Turn restored reflectance back into the input's bands (those restored), data type and scale.

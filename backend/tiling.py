@@ -15,7 +15,9 @@ Design (the practice of seam-free tiled inference, as in MONAI's sliding window 
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,11 +84,37 @@ def tile_starts(length: int, size: int, overlap: int) -> list[int]:
     return starts
 
 
-def tile_grid(height: int, width: int, size: int, overlap: int) -> list[list[Tile]]:
-    """All tiles of a ``height`` x ``width`` raster, grouped by rows of tiles, top to bottom, left to right."""
+def tile_rows(height: int, width: int, size: int, overlap: int) -> Iterator[list[Tile]]:
+    """The tiles of a ``height`` x ``width`` raster, one row of tiles at a time, top to bottom, left to right.
+
+    Rows are made as they are asked for, so a run holds one row of tiles, whatever the raster's height.
+    """
     tile_h, tile_w = min(size, height), min(size, width)
     cols = tile_starts(width, size, overlap)
-    return [[Tile(row, col, tile_h, tile_w, size) for col in cols] for row in tile_starts(height, size, overlap)]
+    for row in tile_starts(height, size, overlap):
+        yield [Tile(row, col, tile_h, tile_w, size) for col in cols]
+
+
+def tile_grid(height: int, width: int, size: int, overlap: int) -> list[list[Tile]]:
+    """All tiles of a ``height`` x ``width`` raster as a list of rows of tiles (see :func:`tile_rows`)."""
+    return list(tile_rows(height, width, size, overlap))
+
+
+def tile_batches(height: int, width: int, size: int, overlap: int, batch: int) -> Iterator[tuple[list[Tile], int]]:
+    """Batches of ``batch`` tiles in :func:`tile_rows` order (a batch may span rows of tiles), made lazily.
+
+    Yields:
+        (tiles, next_row): the batch, and the first raster row a later batch can still touch (``height`` after the
+        last batch): every row above it is final once the batch is blended.
+    """
+    if batch < 1:
+        raise ValueError(f"bad batch: {batch}")
+    tiles = itertools.chain.from_iterable(tile_rows(height, width, size, overlap))
+    current = list(itertools.islice(tiles, batch))
+    while current:
+        following = list(itertools.islice(tiles, batch))
+        yield current, following[0].row if following else height
+        current = following
 
 
 def count_tiles(height: int, width: int, size: int, overlap: int) -> int:

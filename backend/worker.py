@@ -21,7 +21,7 @@ from backend.model_cache import cached_network
 from backend.pass_outputs import KnownClouds, pass_outputs
 from backend.pipeline import Restorer, run_removal
 from backend.protocol import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USER_ERROR
-from backend.raster_io import open_raster
+from backend.raster_io import check_has_data, open_raster
 from backend.reporter import Reporter, forward_logs
 from backend.runtime import Network, ort_device_label, place_network
 from models.card import ModelCard
@@ -204,6 +204,7 @@ def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str
     for path, role in (*((path, "optical") for path in job.optical_paths), (job.sar, "S1")):
         if path:
             open_raster(path, role).close()
+    check_has_data(job.optical_paths[0])  # an all-nodata raster fails here too, not after the model has loaded
     if stop():
         raise CancelledError()
     scene_clouds: list[KnownClouds] = []

@@ -215,3 +215,28 @@ def test_output_file_layout(rasters, tmp_path, card, kit):
         assert dataset.block_shapes[0] == (80, 96)
         assert dataset.compression.name == "deflate"
         assert dataset.profile["tiled"] and dataset.tags()["CLOUD_REMOVAL_MODEL"] == "stand-in"
+
+
+@pytest.mark.parametrize("flavour", ["nodata_value", "mask", "nan"])
+def test_all_nodata_input_is_refused_and_writes_nothing(flavour, tmp_path, kit):
+    dn = np.zeros((13, 40, 50), np.uint16)
+    if flavour == "nodata_value":
+        path = kit.write_raster(tmp_path / "empty.tif", dn, nodata=0)
+    elif flavour == "mask":
+        path = kit.write_raster(tmp_path / "empty.tif", dn + 500, mask=np.zeros((40, 50), bool))
+    else:
+        path = kit.write_raster(tmp_path / "empty.tif", np.full((13, 40, 50), np.nan, np.float32))
+    job = Job(algorithm="dbcr", optical=path, output=str(tmp_path / "out.tif"), overlap=8)
+    with pytest.raises(BadInputError, match=r"The optical raster .*empty.tif holds no valid pixel \(all nodata"):
+        run_removal(job, kit.identity, kit.make_card(sar=False))
+    assert_no_output(job)
+
+
+def test_one_valid_pixel_in_the_last_row_is_enough(tmp_path, kit):
+    dn = np.zeros((13, 40, 50), np.uint16)
+    dn[:, -1, -1] = 700
+    path = kit.write_raster(tmp_path / "corner.tif", dn, nodata=0)
+    job = Job(algorithm="dbcr", optical=path, output=str(tmp_path / "o.tif"))
+    stats = run_removal(job, kit.identity, kit.make_card(sar=False))
+    after, _, _ = read(job.output)
+    assert after[0, -1, -1] == 700 and stats["skipped_tiles"] >= 1

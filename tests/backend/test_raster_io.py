@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import rasterio
+from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
 from backend.bands import S2_L1C_BANDS, S2_L2A_BANDS
@@ -86,3 +87,19 @@ def test_unreadable_and_missing_files(rasters, tmp_path):
     assert raised.value.message.startswith(f"Cannot read {rasters['unreadable']}: ")
     with pytest.raises(UnreadableFileError, match="does not exist"):
         open_optical(str(tmp_path / "missing.tif"))
+
+
+def test_check_has_data_refuses_an_all_nodata_raster_and_ignores_alpha(tmp_path, kit):
+    from backend.raster_io import check_has_data
+
+    empty = kit.write_raster(tmp_path / "empty.tif", np.zeros((4, 30, 20), np.uint16), nodata=0)
+    with pytest.raises(BadInputError, match=r"empty.tif holds no valid pixel \(all nodata: every pixel equals its"):
+        check_has_data(empty)
+    rgba = np.zeros((4, 30, 20), np.uint8)
+    rgba[:3] = 90  # data everywhere, but the alpha band says none of it is valid
+    path = kit.write_raster(tmp_path / "rgba.tif", rgba)
+    with rasterio.open(path, "r+") as dataset:
+        dataset.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+    with pytest.raises(BadInputError, match="holds no valid pixel"):
+        check_has_data(path)
+    check_has_data(kit.write_raster(tmp_path / "full.tif", np.ones((4, 30, 20), np.uint16)))  # no nodata: valid

@@ -10,7 +10,9 @@ from backend.tiling import (
     count_tiles,
     pad_to_tile,
     taper,
+    tile_batches,
     tile_grid,
+    tile_rows,
     tile_starts,
 )
 
@@ -101,3 +103,24 @@ def test_pad_to_tile_reflects():
     assert single.shape == (2, 4, 4) and np.all(single == 1.0)
     same = np.zeros((1, 4, 4))
     assert pad_to_tile(same, 4) is same
+
+
+@pytest.mark.parametrize("batch", [1, 3, 4, 7, 100])
+def test_tile_batches_follow_the_grid_lazily_with_the_next_row(batch):
+    flat = [tile for row in tile_grid(70, 90, 32, 8) for tile in row]
+    batches = tile_batches(70, 90, 32, 8, batch)
+    assert not isinstance(batches, list)  # a generator: nothing is listed up front
+    seen = list(batches)
+    assert [tile for tiles, _ in seen for tile in tiles] == flat
+    assert all(len(tiles) == batch for tiles, _ in seen[:-1])
+    done = 0
+    for tiles, next_row in seen:
+        done += len(tiles)
+        assert next_row == (flat[done].row if done < len(flat) else 70)
+
+
+def test_tile_rows_makes_one_row_at_a_time():
+    rows = tile_rows(10_000, 10_000, 256, 64)
+    first = next(rows)
+    assert len(first) == len(tile_starts(10_000, 256, 64)) and first[0].origin == (0, 0)
+    assert next(rows)[0].row == 192
