@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ from PIL import Image, ImageDraw
 from models.metrics import METRIC_NAMES
 
 Scores = dict[str, dict[str, float]]  # column (method or baseline) -> metric -> value
+RegionScores = dict[str, Scores]  # region ("all", "cloud", "clear") -> scores
+REGION_TITLES = {"cloud": "Under clouds (pixels of the cloud mask)", "clear": "Clear pixels (outside the cloud mask)"}
 METRIC_HEADERS = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "mae": "MAE ↓", "sam": "SAM (°) ↓"}
 MARKDOWN_IMAGE_ROWS = 200  # the JSON always lists every image
 # Percentiles of the true-colour stretch: clip the darkest and brightest 2 % so one cloud does not grey the scene.
@@ -34,13 +36,19 @@ class ImageScores:
         name: the file name.
         cloud_fraction: share of cloudy pixels in the cloudy input, 0-1.
         cloud_mask: how clouds were found (``s2cloudless`` or the brightness heuristic).
-        scores: column -> metric -> value.
+        scores: column -> metric -> value, over every pixel.
+        regions: region (``all``, ``cloud``, ``clear``) -> column -> metric -> value; empty when not measured.
     """
 
     name: str
     cloud_fraction: float
     cloud_mask: str
     scores: Scores
+    regions: RegionScores = field(default_factory=dict)
+
+    def region(self, name: str) -> Scores:
+        """The scores over one region (``all`` is :attr:`scores`)."""
+        return self.scores if name == "all" else self.regions[name]
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,7 @@ class Report:
         images: per-image scores.
         mean: column -> metric -> mean over images (NaN values skipped).
         bins: mean scores by cloud-cover bin.
+        region_mean: region (``cloud``, ``clear``) -> column -> metric -> mean over images.
     """
 
     method: str
@@ -74,6 +83,7 @@ class Report:
     images: tuple[ImageScores, ...]
     mean: Scores
     bins: tuple[BinScores, ...]
+    region_mean: RegionScores = field(default_factory=dict)
 
 
 def _finite_or_text(value: float) -> float | str:
@@ -94,6 +104,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "cloud_mask": report.cloud_mask,
         "metrics": list(METRIC_NAMES),
         "mean": _json_scores(report.mean),
+        "region_mean": {region: _json_scores(scores) for region, scores in report.region_mean.items()},
         "bins": [
             {"cloud_percent": [item.low, item.high], "count": item.count, "mean": _json_scores(item.mean)}
             for item in report.bins
@@ -104,6 +115,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
                 "cloud_fraction": round(item.cloud_fraction, 4),
                 "cloud_mask": item.cloud_mask,
                 "scores": _json_scores(item.scores),
+                "regions": {region: _json_scores(scores) for region, scores in item.regions.items()},
             }
             for item in report.images
         ],
@@ -133,12 +145,17 @@ def render_markdown(report: Report) -> str:
         f"# Evaluation: {report.method}",
         "",
         f"Data: `{report.data_dir}`, {len(report.images)} images. Metrics over all bands and pixels, reflectance 0-1;",
-        "mean of per-image values. Baselines: the cloudy input itself, and the naive fill (cloudy pixels replaced by",
-        f"their band's median over clear pixels). Cloud cover: {report.cloud_mask}.",
+        "mean of per-image values. Baselines: the cloudy input itself, the naive fill (cloudy pixels replaced by",
+        "their band's median over clear pixels) and, with several dates, the least cloudy date and the per-pixel",
+        f"median over the clear dates. Cloud mask: {report.cloud_mask}.",
         "",
         "## Mean over all images",
         "",
         *_score_table(report.mean, report.columns, "method"),
+    ]
+    for region, scores in report.region_mean.items():
+        lines += ["", f"## {REGION_TITLES.get(region, region)}", "", *_score_table(scores, report.columns, "method")]
+    lines += [
         "",
         "## By cloud cover",
     ]
@@ -146,11 +163,13 @@ def render_markdown(report: Report) -> str:
         lines += ["", f"### {group.low}-{group.high} % cloud ({group.count} images)", ""]
         lines += _score_table(group.mean, report.columns, "method") if group.count else ["No images."]
     lines += ["", "## Per image", ""]
-    header = "| image | cloud % | " + " | ".join(f"{c}: PSNR / SSIM" for c in report.columns) + " |"
+    header = "| image | cloud % | " + " | ".join(f"{c}: PSNR / under cloud" for c in report.columns) + " |"
     lines += [header, "|---|---:|" + "---|" * len(report.columns)]
     for item in report.images[:MARKDOWN_IMAGE_ROWS]:
+        cloud = item.regions.get("cloud", {})
         cells = [
-            f"{_cell('psnr', item.scores[c]['psnr'])} / {_cell('ssim', item.scores[c]['ssim'])}" for c in report.columns
+            f"{_cell('psnr', item.scores[c]['psnr'])} / {_cell('psnr', cloud.get(c, {}).get('psnr'))}"
+            for c in report.columns
         ]
         lines.append(f"| {item.name} | {100 * item.cloud_fraction:.1f} | " + " | ".join(cells) + " |")
     if len(report.images) > MARKDOWN_IMAGE_ROWS:

@@ -1,9 +1,11 @@
-"""The two baselines every cloud-removal result is reported beside.
+"""The baselines every cloud-removal result is reported beside.
 
 - the cloudy input itself: what the user has without any method;
-- the naive fill: each cloudy pixel replaced by its band's median over the clear pixels of the same image.
+- the naive fill: each cloudy pixel replaced by its band's median over the clear pixels of the same image;
+- with several dates of one place: the least cloudy date, and the per-pixel median over the dates where that pixel
+  is clear (the usual compositing a user can do without any network).
 
-A method that does not beat both has learnt nothing worth shipping.
+A method that does not beat them has learnt nothing worth shipping.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from models.cloudmask import cloud_mask
 CLOUDY_INPUT = "cloudy input"
 NAIVE_FILL = "naive fill"
 BASELINES = (CLOUDY_INPUT, NAIVE_FILL)
+LEAST_CLOUDY = "least cloudy date"
+MASKED_MEDIAN = "masked median"
+DATE_BASELINES = (LEAST_CLOUDY, MASKED_MEDIAN)
 
 
 def cloudy_input(image: np.ndarray) -> np.ndarray:
@@ -56,3 +61,41 @@ def naive_fill_s2(image: np.ndarray) -> np.ndarray:
         image: (C, H, W) reflectance, 0-1.
     """
     return naive_fill(image, cloud_mask(image))
+
+
+def _dates(images: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if images.ndim != 4 or masks.shape != (images.shape[0], *images.shape[2:]):
+        raise ValueError(f"dates {images.shape} (T, C, H, W) and masks {masks.shape} (T, H, W) do not match")
+    return images, masks.astype(bool)
+
+
+def least_cloudy(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """The date with the fewest cloudy pixels (the earliest of equals), as it is.
+
+    Args:
+        images: (T, C, H, W) reflectance 0-1, the dates of one place on one grid.
+        masks: (T, H, W) bool, True where that date is cloudy.
+    """
+    images, masks = _dates(images, masks)
+    return np.array(images[int(np.argmin(masks.reshape(len(masks), -1).sum(axis=1)))], copy=True)
+
+
+def masked_median(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Per pixel and band, the median over the dates where that pixel is clear.
+
+    A pixel cloudy on every date takes the median over all dates (the next least bad value), as :func:`naive_fill`
+    does for a fully cloudy image.
+
+    Args:
+        images: (T, C, H, W) reflectance 0-1.
+        masks: (T, H, W) bool, True where that date is cloudy.
+
+    Returns:
+        (C, H, W) image of the dates' dtype.
+    """
+    images, masks = _dates(images, masks)
+    clear = ~masks
+    never_clear = ~clear.any(axis=0)
+    clear[:, never_clear] = True
+    stack = np.where(clear[:, None], images, np.nan)
+    return np.nanmedian(stack, axis=0).astype(images.dtype)

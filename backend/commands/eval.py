@@ -1,46 +1,38 @@
-"""``python -m backend eval``: score a method on a folder of cloudy/target pairs, beside the two baselines.
+"""``python -m backend eval``: score a method on a folder of cloudy/target pairs, beside the baselines.
 
-The folder holds ``cloudy/``, ``target/`` and optionally ``sar/`` with matching file names (see
-``models.datasets.paired``). Each image is scored (PSNR, SSIM, MAE, SAM over all bands, reflectance 0-1) for the
-cloudy input itself, the naive fill and the method's output; means are given overall and by cloud cover
-(s2cloudless on the cloudy input, in 20 % bins). Markdown, JSON and a PNG grid of examples go to ``--out``.
-
-The method's output comes from the backend's own pipeline (``backend.pipeline.run_removal``, what
-``python -m backend run`` runs for the QGIS plugin), written to a GeoTIFF and read back, so the scores measure exactly
-what users get: band mapping, scaling, tiling, blending and writing included. ``evaluate_folder`` takes any
-``predict(cloudy, sar) -> reflectance`` function, which keeps it testable without a model.
+The scoring (regions of the cloud mask, baselines, means, bins) is ``backend.evaluation``; this command builds the
+method's ``predict`` from the backend's own pipeline (``backend.pipeline.run_removal``, what ``python -m backend run``
+runs for the QGIS plugin), written to a GeoTIFF and read back, so the scores measure exactly what users get: band
+mapping, scaling, tiling, blending and writing included. Markdown, JSON and a PNG grid of examples go to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rasterio.errors import NotGeoreferencedWarning
 
-from backend.evaluation_report import (
-    BinScores,
-    ImageScores,
-    Report,
-    Scores,
-    render_markdown,
-    stretch_limits,
-    true_colour,
-    write_report,
+from backend.evaluation import (
+    COVER_BINS,
+    DEFAULT_GRID_ROWS,
+    EvaluationError,
+    Predict,
+    cover_bin,
+    evaluate_folder,
+    measure_clouds,
 )
+from backend.evaluation_report import render_markdown
 from backend.protocol import EXIT_OK, EXIT_USER_ERROR
-from models.baselines import BASELINES, CLOUDY_INPUT, NAIVE_FILL, cloudy_input, naive_fill
-from models.cloudmask import brightness_cloud_mask, cloud_fraction, cloud_mask
-from models.datasets.paired import PairedItem, find_paired
-from models.datasets.rasters import DatasetError, is_eight_bit_image, read_reflectance
-from models.metrics import METRIC_NAMES, all_metrics
+from models.datasets.rasters import DatasetError, read_reflectance
+
+__all__ = ["COVER_BINS", "EvaluationError", "cover_bin", "evaluate_folder", "main", "measure_clouds", "run"]
 
 if TYPE_CHECKING:  # the networks are imported only when a method runs (``eval none`` needs none of them)
     import torch
@@ -52,142 +44,7 @@ if TYPE_CHECKING:  # the networks are imported only when a method runs (``eval n
     from backend.worker import NetworkHook
     from models.card import ModelCard
 
-# predict(cloudy file, SAR file or None) -> (C, H, W) reflectance 0-1 on the cloudy image's grid.
-Predict = Callable[[Path, Path | None], np.ndarray]
 METHODS = ("none", "dbcr", "diffcr", "de")
-COVER_BINS = tuple((low, low + 20) for low in range(0, 100, 20))
-S2CLOUDLESS_LABEL = "s2cloudless (threshold 0.4, averaged over 4 px, dilated by 2 px)"
-S2CLOUDLESS_L2A_LABEL = "s2cloudless on L2A (B10 filled with a constant; less reliable)"
-BRIGHTNESS_LABEL = "brightness heuristic (bright, grey pixels; s2cloudless needs Sentinel-2 bands)"
-DEFAULT_GRID_ROWS = 8
-
-
-class EvaluationError(Exception):
-    """An evaluation that cannot go on; the message says what the user should fix."""
-
-
-def measure_clouds(cloudy: np.ndarray) -> tuple[np.ndarray, str]:
-    """Cloud mask of a cloudy input and how it was found.
-
-    Args:
-        cloudy: (C, H, W) reflectance 0-1. 13 bands (L1C) or 12 (L2A) use s2cloudless; anything else uses the
-            brightness heuristic on its first three bands, taken as R, G, B.
-
-    Returns:
-        (H, W) bool mask, True where cloudy, and a label for the report.
-    """
-    if cloudy.shape[0] == 13:
-        return cloud_mask(cloudy), S2CLOUDLESS_LABEL
-    if cloudy.shape[0] == 12:
-        return cloud_mask(cloudy), S2CLOUDLESS_L2A_LABEL
-    if cloudy.shape[0] < 3:
-        raise EvaluationError(f"the cloudy images have {cloudy.shape[0]} bands; evaluation needs at least R, G, B")
-    return brightness_cloud_mask(cloudy[:3]), BRIGHTNESS_LABEL
-
-
-def cover_bin(fraction: float) -> int:
-    """Index in ``COVER_BINS`` of a cloud fraction (0-1); 100 % falls in the last bin."""
-    return min(int(fraction * 100.0 // 20), len(COVER_BINS) - 1)
-
-
-def mean_scores(images: Sequence[ImageScores], columns: Sequence[str]) -> Scores:
-    """Column -> metric -> mean over images, NaN values skipped (as UnCRtainTS averages); NaN when none is left."""
-    mean: Scores = {}
-    for column in columns:
-        mean[column] = {}
-        for metric in METRIC_NAMES:
-            values = np.array([item.scores[column][metric] for item in images], dtype=np.float64)
-            values = values[~np.isnan(values)]
-            mean[column][metric] = float(values.mean()) if values.size else math.nan
-    return mean
-
-
-def bin_scores(images: Sequence[ImageScores], columns: Sequence[str]) -> tuple[BinScores, ...]:
-    """Mean scores per cloud-cover bin of ``COVER_BINS`` (empty bins have count 0 and no scores)."""
-    result = []
-    for index, (low, high) in enumerate(COVER_BINS):
-        members = [item for item in images if cover_bin(item.cloud_fraction) == index]
-        result.append(BinScores(low, high, len(members), mean_scores(members, columns) if members else {}))
-    return tuple(result)
-
-
-def _score_item(
-    item: PairedItem, predict: Predict | None, method: str
-) -> tuple[ImageScores, dict[str, np.ndarray], np.ndarray]:
-    """Scores of one image, the predictions by column, and its target."""
-    cloudy = read_reflectance(item.cloudy)
-    target = read_reflectance(item.target)
-    if cloudy.shape != target.shape:
-        raise EvaluationError(f"{item.name}: cloudy image {cloudy.shape} and target {target.shape} differ in shape")
-    mask, label = measure_clouds(cloudy)
-    predictions = {CLOUDY_INPUT: cloudy_input(cloudy), NAIVE_FILL: naive_fill(cloudy, mask)}
-    if predict is not None:
-        output = np.asarray(predict(item.cloudy, item.sar), dtype=np.float32)
-        if output.shape != target.shape:
-            raise EvaluationError(
-                f"{item.name}: the {method} output {output.shape} differs from the target {target.shape}"
-            )
-        predictions[method] = output
-    scores = {column: all_metrics(prediction, target) for column, prediction in predictions.items()}
-    return ImageScores(item.name, cloud_fraction(mask), label, scores), predictions, target
-
-
-def evaluate_folder(
-    data_dir: Path,
-    predict: Predict | None,
-    out_dir: Path | None = None,
-    *,
-    method: str = "output",
-    grid_rows: int = DEFAULT_GRID_ROWS,
-    log: Callable[[str], None] | None = None,
-) -> Report:
-    """Score the baselines, and a method when ``predict`` is given, on every image of an evaluation folder.
-
-    Args:
-        data_dir: folder with ``cloudy/``, ``target/`` and optionally ``sar/`` (matching file names).
-        predict: ``predict(cloudy_path, sar_path_or_None) -> (C, H, W)`` reflectance 0-1; None scores only the
-            baselines.
-        out_dir: where ``report.md``, ``report.json`` and ``grid.png`` go; None writes nothing.
-        method: the column name of the method's output.
-        grid_rows: how many images (the first ones) the PNG grid shows.
-        log: receives one line per image (progress); None is silent.
-
-    Returns:
-        The report.
-
-    Raises:
-        DatasetError: the folder does not hold matching pairs.
-        EvaluationError: an image or an output does not fit its target.
-    """
-    if method in BASELINES:
-        raise EvaluationError(f"{method!r} is the name of a baseline; give the method another name")
-    items = find_paired(Path(data_dir))
-    columns = (*BASELINES, method) if predict is not None else BASELINES
-    images: list[ImageScores] = []
-    grid: list[list[np.ndarray]] = []
-    for number, item in enumerate(items, start=1):
-        scored, predictions, target = _score_item(item, predict, method)
-        images.append(scored)
-        if log is not None:
-            psnr = ", ".join(f"{column} {scored.scores[column]['psnr']:.2f}" for column in columns)
-            log(f"[{number}/{len(items)}] {item.name}: cloud {100 * scored.cloud_fraction:.0f} %, PSNR {psnr}")
-        if len(grid) < grid_rows:
-            # One stretch per row, from the target, so every picture of a row is shown on the same scale.
-            limits = None if is_eight_bit_image(item.target) else stretch_limits(target)
-            grid.append([true_colour(predictions[c], limits) for c in columns] + [true_colour(target, limits)])
-    labels = sorted({item.cloud_mask for item in images})
-    report = Report(
-        method=method if predict is not None else "none",
-        data_dir=str(data_dir),
-        columns=columns,
-        cloud_mask=labels[0] if len(labels) == 1 else "mixed: " + "; ".join(labels),
-        images=tuple(images),
-        mean=mean_scores(images, columns),
-        bins=bin_scores(images, columns),
-    )
-    if out_dir is not None:
-        write_report(report, Path(out_dir), grid, [*columns, "target"])
-    return report
 
 
 def pipeline_predictor(
@@ -240,12 +97,13 @@ def pipeline_predictor(
     configure_threads(None)
     loaded: list[tuple[Restorer, ModelCard]] = []
 
-    def predict(cloudy: Path, sar: Path | None) -> np.ndarray:
+    def predict(cloudy: Path, sar: Path | None, extra: Sequence[Path] = ()) -> np.ndarray:
         output = workdir / f"{cloudy.stem}.{method}.tif"
         try:
             job = Job(
                 algorithm=method,
                 optical=str(cloudy),
+                extra_optical=tuple(str(path) for path in extra),
                 output=str(output),
                 sar=str(sar) if sar is not None else None,
                 model=model,

@@ -30,3 +30,35 @@ def test_naive_fill_without_clouds_changes_nothing_and_inputs_stay_untouched():
     copy = cloudy_input(image)
     copy[:] = 0
     assert np.array_equal(image, before)
+
+
+def test_least_cloudy_takes_the_date_with_fewest_cloudy_pixels():
+    from models.baselines import least_cloudy
+
+    dates = np.stack([np.full((2, 3, 3), value, np.float32) for value in (0.1, 0.2, 0.3)])
+    masks = np.zeros((3, 3, 3), bool)
+    masks[0, :2] = True  # 6 cloudy pixels
+    masks[1, 0, 0] = True  # 1
+    masks[2, :, 0] = True  # 3
+    assert np.array_equal(least_cloudy(dates, masks), dates[1])
+
+
+def test_masked_median_uses_only_the_clear_dates_of_each_pixel():
+    from models.baselines import masked_median
+
+    dates = np.stack([np.full((1, 2, 2), value, np.float32) for value in (0.1, 0.2, 0.9)])
+    masks = np.zeros((3, 2, 2), bool)
+    masks[2, 0, 0] = True  # the bright date is cloudy at (0, 0): median of 0.1 and 0.2 there
+    masks[:, 1, 1] = True  # cloudy on every date: median of all three
+    median = masked_median(dates, masks)
+    assert np.allclose(median[0], [[0.15, 0.2], [0.2, 0.2]])
+    assert median.dtype == np.float32
+
+
+def test_date_baselines_check_their_shapes():
+    import pytest
+
+    from models.baselines import masked_median
+
+    with pytest.raises(ValueError, match="do not match"):
+        masked_median(np.zeros((2, 1, 3, 3)), np.zeros((3, 3, 3), bool))

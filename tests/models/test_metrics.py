@@ -78,3 +78,31 @@ def test_ssim_drops_for_noise_and_matches_skimage_per_band_mean():
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError, match="differ in shape"):
         mae(np.zeros((3, 8, 8)), np.zeros((3, 8, 9)))
+
+
+def test_regions_score_the_cloudy_and_the_clear_pixels_apart():
+    from models.metrics import region_metrics
+
+    target = _image()
+    prediction = target.copy()
+    mask = np.zeros((24, 24), bool)
+    mask[:, :6] = True  # a quarter of the image is cloudy; the error is only there
+    prediction[:, mask] += np.float32(0.1)
+    scores = region_metrics(prediction, target, mask)
+    assert scores["cloud"]["psnr"] == pytest.approx(20.0, rel=1e-4)
+    assert scores["cloud"]["mae"] == pytest.approx(0.1, rel=1e-4)
+    assert scores["clear"]["psnr"] == math.inf and scores["clear"]["mae"] == 0.0
+    # over all pixels the error is spread: RMSE = 0.1 * sqrt(1/4), so 6.02 dB above the cloud's 20 dB
+    assert scores["all"]["psnr"] == pytest.approx(20.0 + 20 * math.log10(2), rel=1e-4)
+    assert scores["all"] == pytest.approx(all_metrics(prediction, target))
+    assert scores["clear"]["ssim"] > scores["cloud"]["ssim"]
+
+
+def test_an_empty_region_is_nan_and_a_wrong_mask_is_refused():
+    from models.metrics import region_metrics
+
+    image = _image()
+    scores = region_metrics(image, image, np.zeros((24, 24), bool))
+    assert all(math.isnan(value) for value in scores["cloud"].values())
+    with pytest.raises(ValueError, match="mask"):
+        region_metrics(image, image, np.zeros((5, 5), bool))
