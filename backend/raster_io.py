@@ -19,6 +19,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import rasterio
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
@@ -125,7 +126,7 @@ def warped_onto(dataset: DatasetReader, grid: Grid, what: str) -> DatasetReader 
 
 def band_validity(
     dataset: DatasetReader, raw: np.ndarray, window: Window, nodata: float | None, has_mask: bool
-) -> np.ndarray:
+) -> npt.NDArray[np.bool_]:
     """Which values of ``raw`` (bands, h, w), read from ``window``, hold data: finite, not nodata, not masked."""
     valid = np.isfinite(raw)
     if nodata is not None and not np.isnan(nodata):
@@ -273,7 +274,7 @@ class OpticalSource:
         """
         raw = self._reader.read(self.band_map.read_indexes, window=window, out_dtype=np.float32)
         band_valid = band_validity(self.dataset, raw, window, self.nodata, self.has_mask)
-        valid: np.ndarray = band_valid.any(axis=0)
+        valid = np.any(band_valid, axis=0)
 
         reflectance = np.empty((len(self.band_map.model_sources), *raw.shape[1:]), dtype=np.float32)
         read_slot = 0
