@@ -160,6 +160,14 @@ def decode_event(line: str) -> Event | None:
     return Event(kind, message)
 
 
+def job_arguments(command: str, job_file: str) -> list[str]:
+    """The command line (after ``python -m backend``) that runs the JSON job in ``job_file`` with events on stdout.
+
+    ``command`` is ``run`` (the keys of ``backend.job.Job``) or ``cloudmask``.
+    """
+    return [command, "--job", job_file, "--events"]
+
+
 def partial_path(output: str) -> str:
     """Where the worker writes an output until it is complete."""
     return output + ".partial"

@@ -24,9 +24,9 @@ from qgis.PyQt.QtCore import QProcess, QProcessEnvironment, pyqtSignal
 
 from ..backend import protocol
 from ..processing_provider.backend_process import backend_command
+from ..processing_provider.settings import PLUGIN_DIR, venv_python
 from .environment import interpret_check
 from .pip_errors import explain_pip_failure
-from .settings import PLUGIN_DIR, venv_python
 
 REQUIREMENTS = PLUGIN_DIR / "backend" / "requirements.txt"
 REQUIREMENTS_NODEPS = PLUGIN_DIR / "backend" / "requirements-nodeps.txt"

@@ -1,7 +1,8 @@
 """The "Cloud removal" panel: pick a method and a model, see its card, set NFE and the device, run on the project.
 
-Every choice is stored (``plugin/settings.py``) and becomes the default of the Processing algorithms, so the
-panel is also where the toolbox dialog, batch mode and the modeler get their starting values.
+Every choice is stored (``processing_provider/settings.py``) and becomes the default of the Processing
+algorithms, so the panel is also where the toolbox dialog, batch mode and the modeler get their starting values.
+The widgets' bounds are the backend's (``backend/protocol.py``, ``RUN_SETTINGS``), as the algorithms' are.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..backend.protocol import RUN_SETTINGS
+from ..processing_provider import settings as run_settings
 from ..processing_provider.dbcr import DbcrAlgorithm
 from ..processing_provider.de import DeAlgorithm
 from ..processing_provider.diffcr import DiffcrAlgorithm
@@ -57,7 +60,7 @@ class CloudRemovalDock(QgsDockWidget):
         super().__init__("Cloud removal", parent)
         self.setObjectName("CloudRemovalDock")
         self.iface, self.open_setup = iface, open_setup
-        self.state = BackendState("checking", str(settings.backend_python()))
+        self.state = BackendState("checking", str(run_settings.backend_python()))
         self.gpus: list[Gpu] = []
         self.check = BackendCheck(self)
         self.check.done.connect(self._backend_checked)
@@ -106,7 +109,7 @@ class CloudRemovalDock(QgsDockWidget):
         self.picker.failed.connect(lambda text: self._say(text, "error"))
         form.addRow("Model", self.picker)
         self.nfe = QSpinBox()
-        self.nfe.setRange(0, DbcrAlgorithm.MAX_NFE)
+        self.nfe.setRange(0, int(RUN_SETTINGS["nfe"].maximum or 0))  # 0: the model's own
         self.nfe.valueChanged.connect(self._save)
         form.addRow("NFE (steps)", self.nfe)
         hint = QLabel(f"<small>{NFE_HINT}</small>")
@@ -125,13 +128,15 @@ class CloudRemovalDock(QgsDockWidget):
         self.advanced = advanced = QgsCollapsibleGroupBox("Advanced")
         advanced_form = QFormLayout(advanced)
         self.tile = QSpinBox()
-        self.tile.setRange(0, 4096)
-        self.tile.setSingleStep(16)
+        tile = RUN_SETTINGS["tile_size"]
+        self.tile.setRange(run_settings.unset_value(tile), int(tile.maximum or 0))
+        self.tile.setSingleStep(tile.multiple)
         self.tile.setSpecialValueText("the model's own")
         self.tile.valueChanged.connect(self._save)
         advanced_form.addRow("Tile size (px)", self.tile)
         self.overlap = QSpinBox()
-        self.overlap.setRange(-1, 2048)
+        overlap = RUN_SETTINGS["overlap"]
+        self.overlap.setRange(run_settings.unset_value(overlap), int(overlap.maximum or 0))
         self.overlap.setSpecialValueText("a quarter of the tile")
         self.overlap.valueChanged.connect(self._save)
         advanced_form.addRow("Overlap (px)", self.overlap)
@@ -144,7 +149,8 @@ class CloudRemovalDock(QgsDockWidget):
         self.keep_clear.toggled.connect(self._save)
         advanced_form.addRow(self.keep_clear)
         self.threshold = QDoubleSpinBox()
-        self.threshold.setRange(0.01, 0.99)
+        threshold = RUN_SETTINGS["cloud_threshold"]
+        self.threshold.setRange(float(threshold.minimum or 0), float(threshold.maximum or 1))
         self.threshold.setSingleStep(0.05)
         self.threshold.valueChanged.connect(self._save)
         advanced_form.addRow("Cloud threshold", self.threshold)
@@ -195,7 +201,7 @@ class CloudRemovalDock(QgsDockWidget):
 
     def _load_choices(self) -> None:
         self._loading = True
-        choices = settings.load_choices()
+        choices = run_settings.load_choices()
         self.method.setCurrentIndex(max(0, self.method.findData(settings.chosen_method())))
         self.device.setCurrentIndex(max(0, self.device.findData(choices.device)))
         self.runtime.setCurrentIndex(max(0, self.runtime.findData(choices.runtime)))
@@ -209,8 +215,8 @@ class CloudRemovalDock(QgsDockWidget):
     def _save(self) -> None:
         if self._loading:
             return
-        settings.save_choices(
-            settings.RunChoices(
+        run_settings.save_choices(
+            run_settings.RunChoices(
                 device=str(self.device.currentData()),
                 tile_size=self.tile.value(),
                 overlap=self.overlap.value(),
@@ -221,14 +227,14 @@ class CloudRemovalDock(QgsDockWidget):
         )
         method = self.method_key()
         settings.set_chosen_method(method)
-        settings.set_method_nfe(method, self.nfe.value() or None)
+        run_settings.set_method_nfe(method, self.nfe.value() or None)
         if self.picker.current():
-            settings.set_method_model(method, self.picker.current())
+            run_settings.set_method_model(method, self.picker.current())
 
     def _method_changed(self) -> None:
         method = METHODS[self.method_key()]
         self._loading = True
-        self.nfe.setValue(settings.method_nfe(method.BACKEND_ALGORITHM, method.DEFAULT_NFE) or 0)
+        self.nfe.setValue(run_settings.method_nfe(method.BACKEND_ALGORITHM, method.DEFAULT_NFE) or 0)
         self._loading = False
         self._fill_models()
         self.refresh_inputs()
@@ -236,7 +242,7 @@ class CloudRemovalDock(QgsDockWidget):
 
     def _fill_models(self) -> None:
         method = METHODS[self.method_key()]
-        wanted = settings.method_model(method.BACKEND_ALGORITHM, method.DEFAULT_MODEL)
+        wanted = run_settings.method_model(method.BACKEND_ALGORITHM, method.DEFAULT_MODEL)
         self.picker.fill(method.BACKEND_ALGORITHM, wanted, self.state.models, self.state.kind == "found")
 
     def _model_changed(self, _model: str = "") -> None:
@@ -248,8 +254,8 @@ class CloudRemovalDock(QgsDockWidget):
     # --- backend and device ------------------------------------------------------------------------------
     def refresh_backend(self, use_cache: bool = True) -> None:
         """Check the backend (from the cache when nothing changed) and update the status line and models."""
-        self._show_state(BackendState("checking", str(settings.backend_python())))
-        state = self.check.start(settings.backend_python(), use_cache)
+        self._show_state(BackendState("checking", str(run_settings.backend_python())))
+        state = self.check.start(run_settings.backend_python(), use_cache)
         if state is not None:
             self._backend_checked(state)
 
@@ -261,7 +267,7 @@ class CloudRemovalDock(QgsDockWidget):
         self.state = state
         colour = COLOURS.get(state.kind, "#000")
         self.status.setText(f"<span style='color:{colour}'>● {state.describe()}</span>")
-        self.status.setToolTip(f"Backend Python: {state.python}\n(from {settings.backend_python_origin()})")
+        self.status.setToolTip(f"Backend Python: {state.python}\n(from {run_settings.backend_python_origin()})")
         self.setup_button.setVisible(state.kind in ("missing", "broken"))
         self.setup_button.setText("Set up backend…" if state.kind == "missing" else "Repair backend…")
 
@@ -308,7 +314,7 @@ class CloudRemovalDock(QgsDockWidget):
             "DEVICE": self.device.currentIndex(),
             "RUNTIME": self.runtime.currentIndex(),
             "TILE_SIZE": self.tile.value(),
-            "OVERLAP": self.overlap.value() if self.overlap.value() >= 0 else None,
+            "OVERLAP": self.overlap.value() if self.overlap.value() != self.overlap.minimum() else None,
             "KEEP_CLEAR": self.keep_clear.isChecked(),
             "CLOUD_THRESHOLD": self.threshold.value(),
             "OUTPUT": output,

@@ -17,7 +17,7 @@ from typing import Any
 from qgis.PyQt.QtCore import QObject, QProcess, pyqtSignal
 
 from ..processing_provider.backend_process import backend_command, backend_problem
-from .settings import PLUGIN_DIR, profile_dir
+from ..processing_provider.settings import PLUGIN_DIR, profile_dir
 
 CACHE_FILE = "models-cache.json"
 

@@ -8,6 +8,7 @@ from typing import Any
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
+from ..processing_provider import settings as run_settings
 from . import settings
 from .model_cards import CardError, card_html, import_model, imported_models, read_card
 
@@ -114,7 +115,7 @@ class ModelPicker(QWidget):
         self.changed.emit(key)
 
     def _choose(self, model: str) -> None:
-        settings.set_method_model(self.algorithm, model)
+        run_settings.set_method_model(self.algorithm, model)
         self.fill(self.algorithm, model, self.models, self.backend_found)
 
     def _import(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qgis.core import QgsApplication, QgsSettings
@@ -16,8 +15,10 @@ try:  # Qt 6 (QGIS 4) moved QAction to QtGui
 except ImportError:  # Qt 5
     from qgis.PyQt.QtWidgets import QAction
 
+from ..processing_provider import settings as run_settings
 from ..processing_provider.backend_process import backend_problem
 from ..processing_provider.compat import MESSAGE_INFO
+from ..processing_provider.inputs import ICONS
 from ..processing_provider.provider import CloudRemovalProvider
 from . import settings
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from .dock import CloudRemovalDock
     from .setup_dialog import SetupDialog
 
-ICON = Path(__file__).absolute().parent / "icon.svg"
+ICON = ICONS / "cloud_removal.svg"
 MENU = "&Cloud Removal"
 
 
@@ -111,7 +112,7 @@ class CloudRemovalPlugin:
         stored = QgsSettings()
         if self.iface is None or stored.value(settings.SETTINGS_SETUP_OFFERED, False, type=bool):
             return
-        if not backend_problem(settings.backend_python()):
+        if not backend_problem(run_settings.backend_python()):
             return
         stored.setValue(settings.SETTINGS_SETUP_OFFERED, True)
         text = "needs its own Python environment (PyTorch) before it can remove clouds."

@@ -1,29 +1,16 @@
-"""What the plugin remembers: where the backend's Python is, and the analyst's run choices.
+"""What the panel alone remembers: the set-up dialog's choices, the method last chosen, imported models.
 
-The run choices are written by the dock widget and are the defaults of the Processing algorithms, so a setting
-chosen once in the dock is what the toolbox dialog, batch mode and the modeler start from.
-
-Importable without a GUI (qgis_process, tests): it uses only ``QgsSettings``, ``QgsApplication`` and the standard
-library.
+Where the backend's Python is and the run choices are read by the Processing algorithms too, so they live beside
+them in ``processing_provider/settings.py``.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from qgis.core import QgsApplication, QgsSettings
+from qgis.core import QgsSettings
 
-PLUGIN_DIR = Path(__file__).resolve().parent.parent
-"""The plugin folder (the repository root); the backend runs with it as working directory."""
-
-ENV_BACKEND_PYTHON = "CLOUD_REMOVAL_PYTHON"
-"""Environment variable naming the backend's Python; it wins over the QGIS setting."""
-
-SETTINGS_BACKEND_PYTHON = "cloud_removal/backend_python"
-"""QgsSettings key naming the backend's Python (Settings › Options › Advanced)."""
+from ..processing_provider.settings import CHOICES, profile_dir
 
 SETTINGS_TORCH_INDEX = "cloud_removal/torch_index_url"
 """QgsSettings key: a pip index for torch when the backend is set up (e.g. https://download.pytorch.org/whl/cpu)."""
@@ -31,153 +18,17 @@ SETTINGS_TORCH_INDEX = "cloud_removal/torch_index_url"
 SETTINGS_SETUP_OFFERED = "cloud_removal/setup_offered"
 """QgsSettings key: the plugin has once offered to set up the backend (it offers only once on its own)."""
 
-_CHOICES = "cloud_removal/choices/"
-
-DEVICES = ("auto", "cpu", "cuda")
-RUNTIMES = ("torch", "onnxruntime")
-
-
-def profile_dir() -> Path:
-    """Return the plugin's folder in the QGIS profile (the managed backend and imported models live there)."""
-    return Path(QgsApplication.qgisSettingsDirPath()) / "cloud_removal"
-
-
-def managed_venv_dir() -> Path:
-    """Return where the set-up dialog creates the backend's virtual environment."""
-    return profile_dir() / "venv"
-
 
 def imported_models_dir() -> Path:
     """Return where imported ``.safetensors`` models are copied."""
     return profile_dir() / "models"
 
 
-def venv_python(venv: Path, platform: str = sys.platform) -> Path:
-    """Return the Python executable of a virtual environment folder."""
-    if platform == "win32":
-        return venv / "Scripts" / "python.exe"
-    return venv / "bin" / "python"
-
-
-def default_backend_python() -> Path:
-    """Return the backend's Python when none is configured.
-
-    A developer's ``.venv`` in the plugin folder (``make``) comes first; otherwise the environment the set-up
-    dialog creates in the QGIS profile, whether it exists yet or not.
-    """
-    developer = venv_python(PLUGIN_DIR / ".venv")
-    if developer.exists():
-        return developer
-    return venv_python(managed_venv_dir())
-
-
-def backend_python() -> Path:
-    """Return the backend's Python: the environment variable, else the QGIS setting, else the default."""
-    configured = _configured()[0]
-    return Path(configured).expanduser() if configured else default_backend_python()
-
-
-def backend_python_origin() -> str:
-    """Say where :func:`backend_python` came from, for the status line."""
-    value, origin = _configured()
-    if value:
-        return origin
-    if default_backend_python() == venv_python(PLUGIN_DIR / ".venv"):
-        return "the plugin folder's .venv"
-    return "the QGIS profile"
-
-
-def _configured() -> tuple[str, str]:
-    configured = os.environ.get(ENV_BACKEND_PYTHON, "").strip()
-    if configured:
-        return configured, f"the {ENV_BACKEND_PYTHON} environment variable"
-    configured = str(QgsSettings().value(SETTINGS_BACKEND_PYTHON, "", type=str) or "").strip()
-    return configured, "the plugin settings"
-
-
-def set_backend_python(path: str) -> None:
-    """Store the backend's Python in the QGIS settings; an empty string goes back to the default."""
-    settings = QgsSettings()
-    if path.strip():
-        settings.setValue(SETTINGS_BACKEND_PYTHON, path.strip())
-    else:
-        settings.remove(SETTINGS_BACKEND_PYTHON)
-
-
-@dataclass
-class RunChoices:
-    """The choices shared by every method, as the dock shows them.
-
-    Attributes:
-        device: ``auto``, ``cpu`` or ``cuda``.
-        tile_size: tile side in pixels; 0 = the model's own.
-        overlap: pixels shared by tiles; -1 = the backend's default (a quarter of the tile).
-        runtime: ``torch`` or ``onnxruntime``.
-        keep_clear: keep the input where it is clear (s2cloudless mask); the model fills only the clouds.
-        cloud_threshold: cloud probability (0-1) above which a pixel counts as cloud.
-    """
-
-    device: str = "auto"
-    tile_size: int = 0
-    overlap: int = -1
-    runtime: str = "torch"
-    keep_clear: bool = False
-    cloud_threshold: float = 0.4
-
-
-def load_choices() -> RunChoices:
-    """Read the run choices; anything missing or unusable takes its default."""
-    settings, default = QgsSettings(), RunChoices()
-    device = str(settings.value(_CHOICES + "device", default.device, type=str))
-    runtime = str(settings.value(_CHOICES + "runtime", default.runtime, type=str))
-    return RunChoices(
-        device=device if device in DEVICES else default.device,
-        tile_size=max(0, int(settings.value(_CHOICES + "tile_size", default.tile_size, type=int))),
-        overlap=max(-1, int(settings.value(_CHOICES + "overlap", default.overlap, type=int))),
-        runtime=runtime if runtime in RUNTIMES else default.runtime,
-        keep_clear=bool(settings.value(_CHOICES + "keep_clear", default.keep_clear, type=bool)),
-        cloud_threshold=min(0.99, max(0.01, float(settings.value(_CHOICES + "cloud_threshold", 0.4, type=float)))),
-    )
-
-
-def save_choices(choices: RunChoices) -> None:
-    """Store the run choices."""
-    settings = QgsSettings()
-    for key, value in vars(choices).items():
-        settings.setValue(_CHOICES + key, value)
-
-
-def method_model(algorithm: str, default: str) -> str:
-    """Return the model chosen for a method (a shipped name or a weights file), or ``default``."""
-    return str(QgsSettings().value(f"{_CHOICES}model/{algorithm}", default, type=str) or default)
-
-
-def set_method_model(algorithm: str, model: str) -> None:
-    """Store the model chosen for a method."""
-    QgsSettings().setValue(f"{_CHOICES}model/{algorithm}", model)
-
-
-def method_nfe(algorithm: str, default: int | None) -> int | None:
-    """Return the NFE chosen for a method; None (stored as 0) means the model card's own."""
-    value = int(QgsSettings().value(f"{_CHOICES}nfe/{algorithm}", default or 0, type=int))
-    return value if value > 0 else None
-
-
-def set_method_nfe(algorithm: str, nfe: int | None) -> None:
-    """Store the NFE chosen for a method (None: the model card's own)."""
-    QgsSettings().setValue(f"{_CHOICES}nfe/{algorithm}", nfe or 0)
-
-
 def chosen_method(default: str = "dbcr") -> str:
     """Return the method last chosen in the dock."""
-    return str(QgsSettings().value(_CHOICES + "method", default, type=str) or default)
+    return str(QgsSettings().value(CHOICES + "method", default, type=str) or default)
 
 
 def set_chosen_method(algorithm: str) -> None:
     """Store the method chosen in the dock."""
-    QgsSettings().setValue(_CHOICES + "method", algorithm)
-
-
-def clear_choices() -> None:
-    """Forget every run choice (tests, and "Reset" in the dock)."""
-    QgsSettings().remove(_CHOICES.rstrip("/"))
+    QgsSettings().setValue(CHOICES + "method", algorithm)

@@ -20,6 +20,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..processing_provider import settings as run_settings
 from . import settings
 from .backend_setup import (
     REQUIREMENTS,
@@ -45,7 +46,7 @@ class SetupDialog(QDialog):
         self.setWindowTitle("Set up the cloud-removal backend")
         self.setMinimumWidth(640)
         self.gpus = detect_gpus() if gpus is None else gpus
-        self.venv = settings.managed_venv_dir()
+        self.venv = run_settings.managed_venv_dir()
         self.base_python = find_base_python()
         self.task: SetupTask | None = None
         self.check = BackendCheck(self)
@@ -138,7 +139,7 @@ class SetupDialog(QDialog):
 
     def _existing_checked(self, state: BackendState) -> None:
         if state.kind == "found":
-            settings.set_backend_python(state.python)
+            run_settings.set_backend_python(state.python)
             self._say(f"✔ {state.describe()}", "green")
             self.backend_changed.emit()
         else:
@@ -148,7 +149,7 @@ class SetupDialog(QDialog):
         self.log.appendPlainText(text)
 
     def _completed(self) -> None:
-        settings.set_backend_python(str(settings.venv_python(self.venv)))
+        run_settings.set_backend_python(str(run_settings.venv_python(self.venv)))
         self.task = None
         self._busy(False)
         self.progress.setValue(100)

@@ -1,7 +1,8 @@
 """Runs one backend job as a subprocess and relays its JSON-line events to a Processing feedback.
 
-The backend is started as ``<backend python> -m backend run ...`` in the plugin folder through
-``QgsBlockingProcess``, which is thread safe and terminates the process when the feedback is cancelled.
+The job (a dict with the keys of the backend's job) is written to a temporary JSON file and the backend is started
+as ``<backend python> -m backend run --job FILE --events`` in the plugin folder through ``QgsBlockingProcess``,
+which is thread safe and terminates the process when the feedback is cancelled. The file is removed afterwards.
 Whatever goes wrong ends in a ``QgsProcessingException`` with a sentence the user can act on, and never leaves
 a partial or stale output file behind.
 """
@@ -9,8 +10,10 @@ a partial or stale output file behind.
 from __future__ import annotations
 
 import codecs
+import json
 import os
 import shlex
+import tempfile
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +23,7 @@ from qgis.core import QgsBlockingProcess, QgsProcessingException, QgsProcessingF
 from qgis.PyQt.QtCore import QProcess
 
 from ..backend import protocol
-from ..plugin.settings import ENV_BACKEND_PYTHON, PLUGIN_DIR, SETTINGS_BACKEND_PYTHON
+from .settings import ENV_BACKEND_PYTHON, PLUGIN_DIR, SETTINGS_BACKEND_PYTHON
 
 # QgsBlockingProcess (3.22) can set neither the working directory nor the environment, so a one-line launcher
 # does what `cd <plugin folder> && python -m backend ...` would; -E keeps QGIS's PYTHONPATH/PYTHONHOME out of the
@@ -38,9 +41,10 @@ def backend_command(python: Path, arguments: Sequence[str], folder: Path = PLUGI
     return str(python), ["-E", "-u", "-c", _LAUNCHER, str(folder), *arguments]
 
 
-def run_backend(
+def run_job(
     python: Path,
-    arguments: Sequence[str],
+    command: str,
+    job: dict[str, Any],
     output: Path,
     feedback: QgsProcessingFeedback,
     extra_outputs: Sequence[Path] = (),
@@ -49,7 +53,8 @@ def run_backend(
 
     Args:
         python: the backend environment's Python executable.
-        arguments: the backend command line after ``python -m backend`` (e.g. ``run dbcr --optical ...``).
+        command: the backend command, ``run`` or ``cloudmask``.
+        job: the job, JSON-ready (the keys of the backend's job for ``command``).
         output: the GeoTIFF the job writes; it is removed first, and again (with its partial file) when the
             job fails or is cancelled.
         feedback: receives progress (0-100), log lines and errors.
@@ -64,6 +69,19 @@ def run_backend(
     problem = backend_problem(python)
     if problem:
         raise QgsProcessingException(problem)
+    text = json.dumps(job, indent=1)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="cloud_removal_job_", delete=False) as file:
+        file.write(text)
+    try:
+        feedback.pushCommandInfo(f"Job {file.name}: {text}")
+        return _run(python, protocol.job_arguments(command, file.name), output, feedback, extra_outputs)
+    finally:
+        os.unlink(file.name)
+
+
+def _run(
+    python: Path, arguments: Sequence[str], output: Path, feedback: QgsProcessingFeedback, extra_outputs: Sequence[Path]
+) -> dict[str, Any]:
     outputs = [output, *extra_outputs]
     _remove_outputs(*outputs)
     command = shlex.join([str(python), "-m", "backend", *arguments])
@@ -174,7 +192,7 @@ class EventRelay(OutputLines):
             else:
                 feedback.pushInfo(message)
         elif event.kind == "error":
-            self.error = event  # run_backend raises it as the run's one error message
+            self.error = event  # run_job raises it as the run's one error message
         elif event.kind == "cancelled":
             feedback.pushInfo("The backend stopped and removed its partial output.")
         else:  # started, finished: what the backend chose and measured (tiles, device, timings)

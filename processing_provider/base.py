@@ -2,13 +2,14 @@
 
 A method says what differs with class attributes: its backend name, whether Sentinel-1 is required, optional or
 absent (``SAR_INPUT``), how many cloudy dates it takes (``MAX_DATES``: above 1 the optical input is a list of
-layers), its default model and NFE. The defaults of the shared settings come from the dock's stored choices.
+layers), its default model and NFE. The defaults of the shared settings come from the dock's stored choices; their
+bounds from the backend's table of run settings (``backend/protocol.py``), so the toolbox, the panel and the backend
+accept the same values. A run is handed to the backend as a job (the keys of the backend's job), never as flags.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +31,29 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
-from ..plugin import settings
-from .backend_process import backend_problem, run_backend
+from ..backend.protocol import RUN_SETTINGS, Setting
+from . import settings
+from .backend_process import backend_problem, run_job
 from .compat import DOUBLE, FLAG_ADVANCED, INTEGER, TYPE_RASTER
 from .inputs import ICONS, model_argument, raster_file
 from .styling import style_on_load
 
-EXTRA_OUTPUT_SUFFIXES = {"mask": "_cloudmask", "change": "_change"}
+DEVICE_LABELS = {"auto": "Automatic (GPU when available)", "cpu": "CPU", "cuda": "GPU (CUDA)"}
+RUNTIME_LABELS = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime"}
 
 
-def extra_output_path(output: Path, kind: str) -> Path:
-    """Where the backend writes an extra output (``mask``, ``change``) of a run writing ``output``."""
-    return output.with_name(output.stem + EXTRA_OUTPUT_SUFFIXES[kind] + ".tif")
+def number_parameter(
+    key: str, description: str, setting: Setting, default: Any, optional: bool = False, minimum: Any = None
+) -> QgsProcessingParameterNumber:
+    """A number parameter with the bounds of a run setting (``minimum``: a lower "no value", e.g. tile size 0)."""
+    kind = DOUBLE if setting.kind is float else INTEGER
+    low = setting.minimum if minimum is None else minimum
+    parameter = QgsProcessingParameterNumber(key, description, kind, default, optional)
+    if low is not None:
+        parameter.setMinimum(low)
+    if setting.maximum is not None:
+        parameter.setMaximum(setting.maximum)
+    return parameter
 
 
 class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
@@ -68,9 +80,8 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
     CHANGE = "CHANGE"
     CLOUD_FRACTION = "CLOUD_FRACTION"
 
-    DEVICES = (("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "GPU (CUDA)"))
-    RUNTIMES = (("torch", "PyTorch"), ("onnxruntime", "ONNX Runtime"))
-    MAX_NFE = 50
+    DEVICES = tuple((key, DEVICE_LABELS[key]) for key in RUN_SETTINGS["device"].choices)
+    RUNTIMES = tuple((key, RUNTIME_LABELS[key]) for key in RUN_SETTINGS["runtime"].choices)
     OUTPUT_DESCRIPTION = "Cloud-free image"
 
     BACKEND_ALGORITHM = ""
@@ -113,17 +124,8 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
             description = "Sentinel-1 image (VV, VH in dB)" + (" — optional" if optional else "")
             self.addParameter(QgsProcessingParameterRasterLayer(self.SAR, description, None, optional))
         nfe = settings.method_nfe(self.BACKEND_ALGORITHM, self.DEFAULT_NFE)
-        self.addParameter(
-            QgsProcessingParameterNumber(
-                self.NFE,
-                "Network evaluations (NFE: fewer = smoother, more = sharper; empty = the model's)",
-                INTEGER,
-                nfe,
-                True,
-                1,
-                self.MAX_NFE,
-            )
-        )
+        description = "Network evaluations (NFE: fewer = smoother, more = sharper; empty = the model's)"
+        self.addParameter(number_parameter(self.NFE, description, RUN_SETTINGS["nfe"], nfe, True))
         model = settings.method_model(self.BACKEND_ALGORITHM, self.DEFAULT_MODEL)
         self.addParameter(
             QgsProcessingParameterString(self.MODEL, "Model (a shipped name or a .safetensors file)", model)
@@ -142,38 +144,24 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
                 _index(self.RUNTIMES, choices.runtime),
             )
         )
-        self._add_advanced(
-            QgsProcessingParameterNumber(
-                self.TILE_SIZE, "Tile size in pixels (0: the model's own)", INTEGER, choices.tile_size, False, 0, 8192
-            )
-        )
-        overlap = choices.overlap if choices.overlap >= 0 else None
-        self._add_advanced(
-            QgsProcessingParameterNumber(
-                self.OVERLAP, "Tile overlap in pixels (empty: a quarter of the tile)", INTEGER, overlap, True, 0, 4096
-            )
-        )
+        tile = RUN_SETTINGS["tile_size"]
+        description = "Tile size in pixels (0: the model's own)"
+        self._add_advanced(number_parameter(self.TILE_SIZE, description, tile, choices.tile_size, minimum=tile.unset))
+        overlap = RUN_SETTINGS["overlap"]
+        chosen_overlap = choices.overlap if choices.overlap != overlap.unset else None
+        description = "Tile overlap in pixels (empty: a quarter of the tile)"
+        self._add_advanced(number_parameter(self.OVERLAP, description, overlap, chosen_overlap, True))
         self._add_advanced(
             QgsProcessingParameterBoolean(
                 self.KEEP_CLEAR, "Keep clear pixels (the model fills only the clouds)", choices.keep_clear
             )
         )
-        self._add_advanced(
-            QgsProcessingParameterNumber(
-                self.CLOUD_THRESHOLD,
-                "Cloud threshold (s2cloudless probability)",
-                DOUBLE,
-                choices.cloud_threshold,
-                False,
-                0.01,
-                0.99,
-            )
-        )
-        self._add_advanced(
-            QgsProcessingParameterNumber(
-                self.ADAPT, "Learn from this scene first: fine-tuning steps (0 = off)", INTEGER, 0, False, 0, 5000
-            )
-        )
+        threshold = RUN_SETTINGS["cloud_threshold"]
+        description = "Cloud threshold (s2cloudless probability)"
+        self._add_advanced(number_parameter(self.CLOUD_THRESHOLD, description, threshold, choices.cloud_threshold))
+        adapt = RUN_SETTINGS["adapt"]
+        description = "Learn from this scene first: fine-tuning steps (0 = off)"
+        self._add_advanced(number_parameter(self.ADAPT, description, adapt, adapt.default))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.OUTPUT_DESCRIPTION))
         for key, description in ((self.CLOUD_MASK, "Cloud mask"), (self.CHANGE, "Change (where the model worked)")):
             self.addParameter(QgsProcessingParameterRasterDestination(key, description, None, True, False))
@@ -192,6 +180,10 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
             count = len(self.parameterAsLayerList(parameters, self.OPTICAL, context))
             if count > self.MAX_DATES:
                 return False, f"{self.LABEL} takes 1 to {self.MAX_DATES} cloudy dates; {count} were given."
+        tile = self.parameterAsInt(parameters, self.TILE_SIZE, context)
+        problem = RUN_SETTINGS["tile_size"].problem(tile) if tile else ""
+        if problem:
+            return False, f"{problem}; 0 uses the model's own."
         problem = backend_problem(settings.backend_python())
         return (False, problem) if problem else (True, "")
 
@@ -200,20 +192,19 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
     ) -> dict[str, Any]:
         """Run the method on the backend and return the written GeoTIFF (and extras, and the cloud fraction)."""
         output = Path(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))
-        wanted = {
-            kind: Path(destination)
-            for kind, key in (("mask", self.CLOUD_MASK), ("change", self.CHANGE))
+        extras = {
+            key: Path(destination)
+            for key in (self.CLOUD_MASK, self.CHANGE)
             if (destination := self.parameterAsOutputLayer(parameters, key, context))
         }
-        arguments = self.backend_arguments(parameters, context, output, list(wanted))
-        written = {kind: extra_output_path(output, kind) for kind in wanted}
-        stats = run_backend(
-            settings.backend_python(), arguments, output, feedback, [*written.values(), *wanted.values()]
-        )
+        job = self.backend_job(parameters, context, output, extras.get(self.CLOUD_MASK), extras.get(self.CHANGE))
+        stats = run_job(settings.backend_python(), "run", job, output, feedback, list(extras.values()))
         results: dict[str, Any] = {self.OUTPUT: str(output), self.CLOUD_MASK: None, self.CHANGE: None}
+        written = stats.get("extra_outputs")
+        written = written if isinstance(written, dict) else {}
         for kind, key in (("mask", self.CLOUD_MASK), ("change", self.CHANGE)):
-            if kind in wanted:
-                results[key] = _move_extra(written[kind], wanted[kind], feedback)
+            if key in extras:
+                results[key] = self._extra_result(extras[key], written.get(kind), feedback)
         fraction = stats.get("cloud_fraction")  # the backend also says it in the log, in words
         results[self.CLOUD_FRACTION] = float(fraction) if isinstance(fraction, (int, float)) else None
         name = f"{self._optical_name(parameters, context)} cloud-free ({self.LABEL})"
@@ -222,55 +213,62 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         style_on_load(context, results[self.CHANGE] or "", "change")
         return results
 
-    def backend_arguments(
-        self, parameters: dict[str, Any], context: QgsProcessingContext, output: Path, extras: list[str] | None = None
-    ) -> list[str]:
-        """Return the backend command line (after ``python -m backend``) for these parameters.
+    def backend_job(
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,
+        output: Path,
+        cloud_mask: Path | None = None,
+        change: Path | None = None,
+    ) -> dict[str, Any]:
+        """Return the backend job (the keys of the backend's job, JSON-ready) for these parameters.
 
         Args:
             parameters: the algorithm's parameter values.
             context: the Processing context the layers are resolved in.
             output: the GeoTIFF to write.
-            extras: extra outputs to ask for (``mask``, ``change``).
+            cloud_mask: where to write the input's cloud mask, or None.
+            change: where to write the per-pixel change, or None.
         """
-        if output.suffix.lower() not in (".tif", ".tiff"):
-            raise QgsProcessingException(f"The output must be a GeoTIFF file (.tif), not {output.name}.")
-        inputs = [("--optical", path) for path in self._optical_files(parameters, context)]
+        for path in (output, cloud_mask, change):
+            if path is not None and path.suffix.lower() not in (".tif", ".tiff"):
+                raise QgsProcessingException(f"The output must be a GeoTIFF file (.tif), not {path.name}.")
+        optical = self._optical_files(parameters, context)
+        inputs = list(optical)
+        job: dict[str, Any] = {
+            "algorithm": self.BACKEND_ALGORITHM,
+            "optical": optical if self.MAX_DATES > 1 else optical[0],
+        }
         if self.SAR_INPUT != "none":
             sar = self.parameterAsRasterLayer(parameters, self.SAR, context)
             if sar is not None or self.SAR_INPUT == "required":
-                inputs.append(("--sar", raster_file(sar, "Sentinel-1")))
-        for _, path in inputs:
-            if os.path.abspath(path) == os.path.abspath(output):
-                raise QgsProcessingException(f"The output would overwrite the input {path}; choose another file.")
+                job["sar"] = raster_file(sar, "Sentinel-1")
+                inputs.append(job["sar"])
+        for source in inputs:
+            if os.path.abspath(source) == os.path.abspath(output):
+                raise QgsProcessingException(f"The output would overwrite the input {source}; choose another file.")
+        job["nfe"] = self._optional_int(parameters, self.NFE, context)
+        job["model"] = model_argument(self.parameterAsString(parameters, self.MODEL, context))
+        job["device"] = self.DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)][0]
+        job["tile_size"] = self.parameterAsInt(parameters, self.TILE_SIZE, context) or None  # 0: the model's own
+        job["overlap"] = self._optional_int(parameters, self.OVERLAP, context)
+        job["runtime"] = self.RUNTIMES[self.parameterAsEnum(parameters, self.RUNTIME, context)][0]
+        job["keep_clear"] = self.parameterAsBoolean(parameters, self.KEEP_CLEAR, context)
+        if job["keep_clear"] or cloud_mask is not None:  # otherwise the backend's own (as scene adaptation uses)
+            job["cloud_threshold"] = self.parameterAsDouble(parameters, self.CLOUD_THRESHOLD, context)
+        job["adapt"] = self.parameterAsInt(parameters, self.ADAPT, context)
+        job["output"] = str(output)
+        job["cloud_mask_output"] = str(cloud_mask) if cloud_mask is not None else None
+        job["change_output"] = str(change) if change is not None else None
+        return {key: value for key, value in job.items() if value is not None}
 
-        arguments = ["run", self.BACKEND_ALGORITHM]
-        for flag, path in inputs:
-            arguments += [flag, path]
-        nfe = self._optional_int(parameters, self.NFE, context)
-        if nfe is not None:
-            arguments += ["--nfe", str(nfe)]
-        arguments += ["--model", model_argument(self.parameterAsString(parameters, self.MODEL, context))]
-        arguments += ["--device", self.DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)][0]]
-        tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context)
-        if tile_size > 0:
-            arguments += ["--tile-size", str(tile_size)]
-        overlap = self._optional_int(parameters, self.OVERLAP, context)
-        if overlap is not None:
-            arguments += ["--overlap", str(overlap)]
-        arguments += ["--runtime", self.RUNTIMES[self.parameterAsEnum(parameters, self.RUNTIME, context)][0]]
-        keep_clear = self.parameterAsBoolean(parameters, self.KEEP_CLEAR, context)
-        if keep_clear:
-            arguments.append("--keep-clear")
-        if keep_clear or "mask" in (extras or []):
-            threshold = self.parameterAsDouble(parameters, self.CLOUD_THRESHOLD, context)
-            arguments += ["--cloud-threshold", f"{threshold:g}"]
-        if extras:
-            arguments += ["--extra-outputs", ",".join(extras)]
-        adapt = self.parameterAsInt(parameters, self.ADAPT, context)
-        if adapt > 0:
-            arguments += ["--adapt", str(adapt)]
-        return [*arguments, "--output", str(output), "--events"]
+    @staticmethod
+    def _extra_result(wanted: Path, written: Any, feedback: QgsProcessingFeedback) -> str | None:
+        """The extra output's path if the backend wrote it where the job said, else None and a warning."""
+        if written is not None and Path(str(written)) == wanted and wanted.is_file():
+            return str(wanted)
+        feedback.pushWarning(f"The backend wrote no {wanted.name}; update the backend to get it.")
+        return None
 
     def _optical_files(self, parameters: dict[str, Any], context: QgsProcessingContext) -> list[str]:
         if self.MAX_DATES == 1:
@@ -302,15 +300,3 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
 
 def _index(options: tuple[tuple[str, str], ...], value: str) -> int:
     return next((index for index, (key, _) in enumerate(options) if key == value), 0)
-
-
-def _move_extra(written: Path, wanted: Path, feedback: QgsProcessingFeedback) -> str | None:
-    """Move an extra output from where the backend wrote it to where the user asked for it."""
-    if not written.is_file():
-        feedback.pushWarning(
-            f"The backend wrote no {written.stem.rsplit('_', 1)[-1]} output; update the backend to get it."
-        )
-        return None
-    if written != wanted:
-        shutil.move(str(written), str(wanted))
-    return str(wanted)

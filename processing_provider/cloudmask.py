@@ -11,15 +11,16 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
 )
 from qgis.PyQt.QtGui import QIcon
 
-from ..plugin import settings
-from .backend_process import backend_problem, run_backend
-from .compat import DOUBLE, FLAG_ADVANCED, INTEGER
+from ..backend.protocol import CLOUD_MASK_SETTINGS
+from . import settings
+from .backend_process import backend_problem, run_job
+from .base import number_parameter
+from .compat import FLAG_ADVANCED
 from .inputs import ICONS, raster_file
 from .styling import style_on_load
 
@@ -44,7 +45,7 @@ HELP = " ".join(_HELP_HTML.split())
 
 
 class CloudMaskAlgorithm(QgsProcessingAlgorithm):
-    """s2cloudless probability and mask, run as ``python -m backend cloudmask``."""
+    """s2cloudless probability and mask, run as ``python -m backend cloudmask --job FILE``."""
 
     OPTICAL = "OPTICAL"
     THRESHOLD = "THRESHOLD"
@@ -94,14 +95,16 @@ class CloudMaskAlgorithm(QgsProcessingAlgorithm):
         """Declare the input, the thresholds and the two rasters."""
         choices = settings.load_choices()
         self.addParameter(QgsProcessingParameterRasterLayer(self.OPTICAL, "Sentinel-2 Level-1C image (13 bands)"))
-        self.addParameter(
-            QgsProcessingParameterNumber(
-                self.THRESHOLD, "Cloud probability threshold", DOUBLE, choices.cloud_threshold, False, 0.01, 0.99
-            )
+        table = CLOUD_MASK_SETTINGS
+        threshold = number_parameter(
+            self.THRESHOLD, "Cloud probability threshold", table["threshold"], choices.cloud_threshold
         )
-        self.addParameter(QgsProcessingParameterNumber(self.DILATION, "Dilation (pixels)", INTEGER, 2, False, 0, 100))
-        average = QgsProcessingParameterNumber(
-            self.AVERAGE_OVER, "Smoothing radius of the probability (pixels)", INTEGER, 4, False, 0, 100
+        self.addParameter(threshold)
+        dilation = table["dilation"]
+        self.addParameter(number_parameter(self.DILATION, "Dilation (pixels)", dilation, dilation.default))
+        radius = table["average_over"]
+        average = number_parameter(
+            self.AVERAGE_OVER, "Smoothing radius of the probability (pixels)", radius, radius.default
         )
         average.setFlags(average.flags() | FLAG_ADVANCED)
         self.addParameter(average)
@@ -132,17 +135,16 @@ class CloudMaskAlgorithm(QgsProcessingAlgorithm):
         for path in outputs.values():
             if path.suffix.lower() not in (".tif", ".tiff"):
                 raise QgsProcessingException(f"The outputs must be GeoTIFF files (.tif), not {path.name}.")
-        arguments = ["cloudmask", "--optical", optical]
+        job: dict[str, Any] = {"optical": optical}
         if self.PROBABILITY in outputs:
-            arguments += ["--probability", str(outputs[self.PROBABILITY])]
+            job["probability"] = str(outputs[self.PROBABILITY])
         if self.MASK in outputs:
-            arguments += ["--mask", str(outputs[self.MASK])]
-        arguments += ["--threshold", f"{self.parameterAsDouble(parameters, self.THRESHOLD, context):g}"]
-        arguments += ["--dilation", str(self.parameterAsInt(parameters, self.DILATION, context))]
-        arguments += ["--average-over", str(self.parameterAsInt(parameters, self.AVERAGE_OVER, context))]
-        arguments.append("--events")
+            job["mask"] = str(outputs[self.MASK])
+        job["threshold"] = self.parameterAsDouble(parameters, self.THRESHOLD, context)
+        job["dilation"] = self.parameterAsInt(parameters, self.DILATION, context)
+        job["average_over"] = self.parameterAsInt(parameters, self.AVERAGE_OVER, context)
         main, *others = outputs.values()
-        stats = run_backend(settings.backend_python(), arguments, main, feedback, others)
+        stats = run_job(settings.backend_python(), "cloudmask", job, main, feedback, others)
         fraction = stats.get("cloud_fraction")
         fraction = float(fraction) if isinstance(fraction, (int, float)) else None  # also in the backend's log
         style_on_load(context, str(outputs.get(self.MASK, "")), "cloud_mask")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from qgis.core import QgsProcessingException, QgsProviderRegistry, QgsRasterLayer
 
-ICONS = Path(__file__).absolute().parent.parent / "plugin" / "icons"
+ICONS = Path(__file__).absolute().parent / "icons"
 
 
 def raster_file(layer: QgsRasterLayer | None, role: str) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
@@ -11,8 +9,9 @@ from .cloudmask import CloudMaskAlgorithm
 from .dbcr import DbcrAlgorithm
 from .de import DeAlgorithm
 from .diffcr import DiffcrAlgorithm
+from .inputs import ICONS
 
-ICON = Path(__file__).absolute().parent.parent / "plugin" / "icon.svg"
+ICON = ICONS / "cloud_removal.svg"
 
 
 class CloudRemovalProvider(QgsProcessingProvider):

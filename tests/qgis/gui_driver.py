@@ -80,7 +80,7 @@ def start() -> None:
     REPORT["plugin_loaded"] = plugin is not None
     if plugin is None:
         finish()
-    from cloud_removal.plugin import settings
+    from cloud_removal.processing_provider import settings
     from cloud_removal.processing_provider.styling import style_true_colour
 
     if JOB.get("model"):  # a weights file instead of the shipped model (to try other weights by hand)

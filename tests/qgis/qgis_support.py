@@ -98,6 +98,13 @@ class RecordingFeedback(QgsProcessingFeedback):
         self.errors.append(error)
 
 
+def recorded_call(record: Path) -> tuple[list[str], dict[str, Any]]:
+    """What the stand-in backend was given: the command line after the plugin folder, and the job it read."""
+    call = json.loads(record.read_text())
+    arguments = call["arguments"]
+    return arguments[arguments.index("-c") + 3 :], call["job"]  # after -c <launcher> <plugin folder>
+
+
 class QgisProcessResult:
     """What one ``qgis_process`` call returned."""
 

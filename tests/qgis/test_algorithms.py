@@ -1,18 +1,17 @@
-"""DiffCR, DE, the cloud mask and the shared options, from Processing parameters to the backend command line.
+"""DiffCR, DE, the cloud mask and the shared options, from Processing parameters to the backend job.
 
-The stand-in backend records the command it was given, writes the outputs it was asked for and reports a cloud
-fraction, so these tests need neither torch nor a model.
+The stand-in backend records the command and the JSON job it was given, writes the outputs the job names and
+reports a cloud fraction, so these tests need neither torch nor a model.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from qgis.core import QgsApplication, QgsProcessingContext
-from qgis_support import FAKE_BACKEND, SAMPLE_S1, SAMPLE_S2, RecordingFeedback, write_subset
+from qgis_support import FAKE_BACKEND, SAMPLE_S1, SAMPLE_S2, RecordingFeedback, recorded_call, write_subset
 
 
 @pytest.fixture
@@ -31,9 +30,11 @@ def run(algorithm_id: str, parameters: dict[str, Any]) -> tuple[dict[str, Any], 
     return results, ok, feedback
 
 
-def backend_arguments(record: Path) -> list[str]:
-    arguments = json.loads(record.read_text())["arguments"]
-    return arguments[arguments.index("-c") + 3 :]  # after -c <launcher> <plugin folder>
+def backend_job(record: Path, command: str = "run") -> dict[str, Any]:
+    arguments, job = recorded_call(record)
+    assert arguments[:2] == [command, "--job"] and arguments[3:] == ["--events"]  # no flag spells a setting
+    assert not Path(arguments[2]).exists()  # the job file is removed after the run
+    return job
 
 
 def test_diffcr_passes_every_date_in_order_and_the_optional_sar(provider: Any, record: Path, tmp_path: Path) -> None:
@@ -41,17 +42,17 @@ def test_diffcr_passes_every_date_in_order_and_the_optional_sar(provider: Any, r
     output = tmp_path / "out.tif"
     _, ok, feedback = run("cloudremoval:diffcr", {"OPTICAL": [str(SAMPLE_S2), str(second)], "OUTPUT": str(output)})
     assert ok, feedback.errors
-    arguments = backend_arguments(record)
-    assert arguments[:6] == ["run", "diffcr", "--optical", str(SAMPLE_S2), "--optical", str(second)]
-    assert "--sar" not in arguments and "--nfe" not in arguments  # no SAR given; NFE: the model card's
-    assert arguments[arguments.index("--model") + 1] == "diffcr-lite"
+    job = backend_job(record)
+    assert job["algorithm"] == "diffcr" and job["optical"] == [str(SAMPLE_S2), str(second)]
+    assert "sar" not in job and "nfe" not in job  # no SAR given; NFE: the model card's
+    assert job["model"] == "diffcr-lite"
 
     _, ok, feedback = run(
         "cloudremoval:diffcr", {"OPTICAL": [str(SAMPLE_S2)], "SAR": str(SAMPLE_S1), "NFE": 4, "OUTPUT": str(output)}
     )
     assert ok, feedback.errors
-    arguments = backend_arguments(record)
-    assert arguments[2:8] == ["--optical", str(SAMPLE_S2), "--sar", str(SAMPLE_S1), "--nfe", "4"]
+    job = backend_job(record)
+    assert (job["optical"], job["sar"], job["nfe"]) == ([str(SAMPLE_S2)], str(SAMPLE_S1), 4)
 
 
 def test_diffcr_refuses_more_dates_than_it_takes(provider: Any, record: Path, tmp_path: Path) -> None:
@@ -66,9 +67,11 @@ def test_de_takes_an_rgb_image_and_no_sar(provider: Any, record: Path, tmp_path:
     rgb = write_subset(SAMPLE_S2, tmp_path / "rgb.tif", bands=[4, 3, 2])
     _, ok, feedback = run("cloudremoval:de", {"OPTICAL": str(rgb), "OUTPUT": str(tmp_path / "out.tif")})
     assert ok, feedback.errors
-    arguments = backend_arguments(record)
-    assert arguments[:8] == ["run", "de", "--optical", str(rgb), "--nfe", "10", "--model", "de-lite"]
-    assert "--sar" not in arguments
+    job = backend_job(record)
+    assert {key: job[key] for key in ("algorithm", "optical", "nfe", "model")} == {
+        "algorithm": "de", "optical": str(rgb), "nfe": 10, "model": "de-lite"
+    }  # fmt: skip
+    assert "sar" not in job
 
 
 def test_keep_clear_and_extra_outputs(provider: Any, record: Path, tmp_path: Path) -> None:
@@ -79,15 +82,15 @@ def test_keep_clear_and_extra_outputs(provider: Any, record: Path, tmp_path: Pat
     }  # fmt: skip
     results, ok, feedback = run("cloudremoval:dbcr", parameters)
     assert ok, feedback.errors
-    arguments = backend_arguments(record)
-    assert arguments[arguments.index("--runtime") :] == [
-        *["--runtime", "onnxruntime", "--keep-clear", "--cloud-threshold", "0.35"],
-        *["--extra-outputs", "mask,change", "--output", str(output), "--events"],
-    ]
-    # the backend writes <output>_cloudmask.tif and <output>_change.tif; they are moved where the user asked
+    job = backend_job(record)
+    assert {key: job[key] for key in ("runtime", "keep_clear", "cloud_threshold", "output")} == {
+        "runtime": "onnxruntime", "keep_clear": True, "cloud_threshold": pytest.approx(0.35), "output": str(output)
+    }  # fmt: skip
+    # the job names where the extra outputs go, and the backend writes them there
+    assert (job["cloud_mask_output"], job["change_output"]) == (str(mask), str(change))
     assert results["CLOUD_MASK"] == str(mask) and mask.is_file()
     assert results["CHANGE"] == str(change) and change.is_file()
-    assert not (tmp_path / "out_cloudmask.tif").exists()
+    assert sorted(path.name for path in tmp_path.glob("*.tif")) == ["chosen-change.tif", "chosen-mask.tif", "out.tif"]
     assert results["CLOUD_FRACTION"] == pytest.approx(0.25)
 
 
@@ -96,8 +99,9 @@ def test_without_extras_nothing_more_is_asked(provider: Any, record: Path, tmp_p
         "cloudremoval:dbcr", {"OPTICAL": str(SAMPLE_S2), "SAR": str(SAMPLE_S1), "OUTPUT": str(tmp_path / "o.tif")}
     )
     assert ok, feedback.errors
-    arguments = backend_arguments(record)
-    assert not {"--keep-clear", "--cloud-threshold", "--extra-outputs"} & set(arguments)
+    job = backend_job(record)
+    assert job["keep_clear"] is False and job["adapt"] == 0
+    assert not {"cloud_threshold", "cloud_mask_output", "change_output", "tile_size", "overlap"} & set(job)
     assert results["CLOUD_MASK"] is None and results["CLOUD_FRACTION"] is None
 
 
@@ -106,10 +110,10 @@ def test_cloudmask_writes_both_rasters_and_reports_the_fraction(provider: Any, r
     parameters = {"OPTICAL": str(SAMPLE_S2), "THRESHOLD": 0.5, "DILATION": 3, "MASK": str(mask)}
     results, ok, feedback = run("cloudremoval:cloudmask", {**parameters, "PROBABILITY": str(probability)})
     assert ok, feedback.errors
-    assert backend_arguments(record) == [
-        *["cloudmask", "--optical", str(SAMPLE_S2), "--probability", str(probability), "--mask", str(mask)],
-        *["--threshold", "0.5", "--dilation", "3", "--average-over", "4", "--events"],
-    ]
+    assert backend_job(record, "cloudmask") == {
+        "optical": str(SAMPLE_S2), "probability": str(probability), "mask": str(mask), "threshold": 0.5,
+        "dilation": 3, "average_over": 4,
+    }  # fmt: skip
     assert results == {"MASK": str(mask), "PROBABILITY": str(probability), "CLOUD_FRACTION": pytest.approx(0.25)}
 
 
@@ -131,10 +135,19 @@ def test_adapt_is_passed_to_the_backend(provider: Any, record: Path, tmp_path: P
     parameters = {"OPTICAL": str(SAMPLE_S2), "SAR": str(SAMPLE_S1), "ADAPT": 25, "OUTPUT": str(tmp_path / "o.tif")}
     _, ok, feedback = run("cloudremoval:dbcr", parameters)
     assert ok, feedback.errors
-    arguments = backend_arguments(record)
-    assert arguments[arguments.index("--adapt") + 1] == "25"
+    assert backend_job(record)["adapt"] == 25
     from cloud_removal.processing_provider.compat import FLAG_ADVANCED
 
     for method in ("diffcr", "de"):  # every method adapts
         algorithm = QgsApplication.processingRegistry().algorithmById(f"cloudremoval:{method}")
         assert algorithm.parameterDefinition("ADAPT").flags() & FLAG_ADVANCED
+
+
+def test_a_tile_size_the_backend_refuses_is_refused_up_front(provider: Any, record: Path, tmp_path: Path) -> None:
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("cloudremoval:dbcr")
+    parameters = {"OPTICAL": str(SAMPLE_S2), "SAR": str(SAMPLE_S1), "OUTPUT": str(tmp_path / "o.tif")}
+    for tile, sentence in ((100, "Tile size must be a multiple of 16 pixels, not 100"), (16, "between 32 and 4096")):
+        ok, message = algorithm.checkParameterValues({**parameters, "TILE_SIZE": tile}, QgsProcessingContext())
+        assert not ok and sentence in message and "0 uses the model's own" in message
+    assert algorithm.checkParameterValues({**parameters, "TILE_SIZE": 128}, QgsProcessingContext())[0]
+    assert algorithm.checkParameterValues({**parameters, "TILE_SIZE": 0}, QgsProcessingContext())[0]

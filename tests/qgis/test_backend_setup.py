@@ -65,7 +65,7 @@ def test_linux_without_a_gpu_takes_cpu_only_torch_by_default(setup: Any) -> None
 
 
 def test_paths(plugin_package: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cloud_removal.plugin import settings
+    from cloud_removal.processing_provider import settings
     from qgis.core import QgsApplication
 
     assert settings.managed_venv_dir() == Path(QgsApplication.qgisSettingsDirPath()) / "cloud_removal" / "venv"
@@ -190,7 +190,8 @@ def test_the_dialog_runs_the_set_up_with_a_visible_log_and_adopts_the_new_python
 ) -> None:
     import time
 
-    from cloud_removal.plugin import backend_setup, settings, setup_dialog
+    from cloud_removal.plugin import backend_setup, setup_dialog
+    from cloud_removal.processing_provider import settings
     from qgis.core import QgsApplication
 
     venv = tmp_path / "profile" / "venv"

@@ -6,13 +6,21 @@ Runs against the stand-in backend need nothing but QGIS; runs against the real b
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from osgeo import gdal
-from qgis_support import DATA, FAKE_BACKEND, REPO, SAMPLE_S1, SAMPLE_S2, needs_model, raster_grid, write_subset
+from qgis_support import (
+    DATA,
+    FAKE_BACKEND,
+    SAMPLE_S1,
+    SAMPLE_S2,
+    needs_model,
+    raster_grid,
+    recorded_call,
+    write_subset,
+)
 
 MODEL_FILE = DATA / "clip_then_dbcr.model3"
 
@@ -45,12 +53,21 @@ def test_command_line_reaches_the_backend(qgis_process: Any, tmp_path: Path) -> 
     env = {"CLOUD_REMOVAL_PYTHON": str(FAKE_BACKEND), "FAKE_BACKEND_RECORD": str(record)}
     result = dbcr(qgis_process, tmp_path / "out.tif", "NFE=3", "DEVICE=1", "OVERLAP=16", env=env)
     assert result.returncode == 0, result.text
-    arguments = json.loads(record.read_text())["arguments"]
-    assert arguments[arguments.index(str(REPO)) + 1 :] == [
-        *["run", "dbcr", "--optical", str(SAMPLE_S2), "--sar", str(SAMPLE_S1), "--nfe", "3", "--model", "dbcr-lite"],
-        *["--device", "cpu", "--overlap", "16", "--runtime", "torch", "--output", str(tmp_path / "out.tif")],
-        "--events",
-    ]  # no --tile-size: 0 means the model's own
+    arguments, job = recorded_call(record)
+    assert arguments[:2] == ["run", "--job"] and arguments[3:] == ["--events"]
+    assert job == {
+        "algorithm": "dbcr",
+        "optical": str(SAMPLE_S2),
+        "sar": str(SAMPLE_S1),
+        "nfe": 3,
+        "model": "dbcr-lite",
+        "device": "cpu",
+        "overlap": 16,
+        "runtime": "torch",
+        "keep_clear": False,
+        "adapt": 0,
+        "output": str(tmp_path / "out.tif"),
+    }  # no tile_size: 0 means the model's own
 
 
 def test_model_file_chains_clips_into_dbcr(qgis_process: Any, tmp_path: Path) -> None:
@@ -62,8 +79,7 @@ def test_model_file_chains_clips_into_dbcr(qgis_process: Any, tmp_path: Path) ->
         f"dbcr:cloud_free={output}", env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.text
-    arguments = json.loads(record.read_text())["arguments"]
-    clipped = Path(arguments[arguments.index("--optical") + 1])
+    clipped = Path(recorded_call(record)[1]["optical"])
     assert clipped != SAMPLE_S2 and clipped.suffix == ".tif"
     assert output.is_file()
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
-from qgis_support import FAKE_BACKEND, SAMPLE_S1, SAMPLE_S2
+from qgis_support import FAKE_BACKEND, SAMPLE_S1, SAMPLE_S2, recorded_call
 from test_environment import CARD, write_safetensors
 
 
@@ -28,6 +28,7 @@ def dock(
 ) -> Any:  # fmt: skip
     from cloud_removal.plugin import dock as dock_module
     from cloud_removal.plugin import environment, settings
+    from cloud_removal.processing_provider import settings as run_settings
 
     weights = write_safetensors(tmp_path / "dbcr-lite.safetensors", CARD)
     models = tmp_path / "models.json"
@@ -38,7 +39,7 @@ def dock(
     monkeypatch.setenv("FAKE_BACKEND_SCENARIO", "ok")
     monkeypatch.setattr(environment, "profile_dir", lambda: tmp_path / "profile")
     monkeypatch.setattr(settings, "profile_dir", lambda: tmp_path / "profile")
-    settings.clear_choices()
+    run_settings.clear_choices()
     project = QgsProject.instance()
     s2, s1 = QgsRasterLayer(str(SAMPLE_S2), "scene"), QgsRasterLayer(str(SAMPLE_S1), "scene s1")
     project.addMapLayers([s2, s1])
@@ -51,7 +52,7 @@ def dock(
     panel.teardown()
     panel.deleteLater()
     project.removeAllMapLayers()
-    settings.clear_choices()
+    run_settings.clear_choices()
 
 
 def test_the_panel_shows_the_backend_the_model_card_and_the_inputs(dock: Any) -> None:
@@ -66,12 +67,13 @@ def test_the_panel_shows_the_backend_the_model_card_and_the_inputs(dock: Any) ->
 
 def test_choices_persist_and_become_the_processing_defaults(dock: Any) -> None:
     from cloud_removal.plugin import settings
+    from cloud_removal.processing_provider import settings as run_settings
 
     dock.device.setCurrentIndex(dock.device.findData("cpu"))
     dock.tile.setValue(128)
     dock.keep_clear.setChecked(True)
     dock.nfe.setValue(5)
-    assert settings.load_choices().device == "cpu" and settings.load_choices().tile_size == 128
+    assert run_settings.load_choices().device == "cpu" and run_settings.load_choices().tile_size == 128
     algorithm = QgsApplication.processingRegistry().createAlgorithmById("cloudremoval:dbcr")
     assert algorithm.parameterDefinition("NFE").defaultValue() == 5
     assert algorithm.parameterDefinition("KEEP_CLEAR").defaultValue() is True
@@ -107,9 +109,9 @@ def test_run_on_current_layers_adds_the_styled_result(
     assert Path(result.source()).parent == tmp_path
     assert result.renderer().type() == "multibandcolor" and result.renderer().redBand() == 4
     assert dock.message.text().startswith("<span style='color:#1e7b34'>Done in")
-    arguments = json.loads(record.read_text())["arguments"]
-    assert arguments[arguments.index("--tile-size") + 1] == "64"
-    assert arguments[arguments.index("--sar") + 1] == str(SAMPLE_S1)
+    job = recorded_call(record)[1]
+    assert (job["tile_size"], job["sar"]) == (64, str(SAMPLE_S1))
+    assert "overlap" not in job  # the panel's "a quarter of the tile"
 
 
 def test_cancel_from_the_panel_stops_the_task(dock: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,12 +135,17 @@ def test_diffcr_from_the_panel_passes_the_dates_as_a_layer_list(
     assert dock.nfe.value() == 0 and dock.nfe.text() == "the model's own"
     dock.run_button.click()
     assert process_events_until(lambda: not dock.run.running(), 30), "the task never ended"
-    arguments = json.loads(record.read_text())["arguments"]
-    assert arguments[arguments.index("run") : arguments.index("run") + 4] == [
-        "run",
-        "diffcr",
-        "--optical",
-        str(SAMPLE_S2),
-    ]
-    assert "--nfe" not in arguments and arguments[arguments.index("--model") + 1] == "diffcr-lite"
+    job = recorded_call(record)[1]
+    assert (job["algorithm"], job["optical"]) == ("diffcr", [str(SAMPLE_S2)])
+    assert "nfe" not in job and job["model"] == "diffcr-lite"
     assert QgsProject.instance().mapLayersByName("scene cloud-free (DiffCR)")
+
+
+def test_the_panel_bounds_are_the_backends(dock: Any) -> None:
+    from cloud_removal.backend.protocol import RUN_SETTINGS
+
+    tile, overlap, threshold = RUN_SETTINGS["tile_size"], RUN_SETTINGS["overlap"], RUN_SETTINGS["cloud_threshold"]
+    assert (dock.tile.minimum(), dock.tile.maximum(), dock.tile.singleStep()) == (0, tile.maximum, tile.multiple)
+    assert (dock.overlap.minimum(), dock.overlap.maximum()) == (overlap.unset, overlap.maximum)
+    assert (dock.threshold.minimum(), dock.threshold.maximum()) == (threshold.minimum, threshold.maximum)
+    assert (dock.nfe.minimum(), dock.nfe.maximum()) == (0, RUN_SETTINGS["nfe"].maximum)

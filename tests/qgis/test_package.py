@@ -32,7 +32,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
 def test_the_zip_has_one_top_folder_and_the_plugin(built: tuple[Path, list[str]]) -> None:
     output, names = built
     assert {name.split("/")[0] for name in names} == {"cloud_removal"}
-    for required in ("metadata.txt", "__init__.py", "plugin/dock.py", "plugin/backend_setup.py", "plugin/icon.svg",
+    for required in ("metadata.txt", "__init__.py", "plugin/dock.py", "plugin/backend_setup.py",
+                     "processing_provider/icons/cloud_removal.svg", "processing_provider/icons/dbcr.svg",
                      "processing_provider/diffcr.py", "processing_provider/cloudmask.py", "backend/protocol.py",
                      "backend/requirements.txt", "backend/requirements-nodeps.txt", "models/registry.py"):  # fmt: skip
         assert f"cloud_removal/{required}" in names, required

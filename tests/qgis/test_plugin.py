@@ -45,8 +45,9 @@ def test_the_panel_has_a_menu_entry_a_toolbar_icon_and_goes_away_on_unload(
     qgis_processing: None, qgis_iface: Any, plugin_package: Any, monkeypatch: Any, tmp_path: Any
 ) -> None:
     from cloud_removal.plugin import settings
+    from cloud_removal.processing_provider import settings as run_settings
 
-    monkeypatch.setenv(settings.ENV_BACKEND_PYTHON, str(tmp_path / "none" / "python"))
+    monkeypatch.setenv(run_settings.ENV_BACKEND_PYTHON, str(tmp_path / "none" / "python"))
     QgsSettings().remove(settings.SETTINGS_SETUP_OFFERED)
     bar = qgis_iface.messageBar()
     bar.clearWidgets()

@@ -45,9 +45,10 @@ def test_provider_lists_the_four_algorithms(provider: Any) -> None:
     assert provider.name() == "Cloud removal"
     assert not provider.icon().isNull()
     assert sorted(algorithm.id() for algorithm in provider.algorithms()) == ALGORITHMS
+    assert provider.svgIconPath().endswith("processing_provider/icons/cloud_removal.svg")
     for algorithm in provider.algorithms():
         assert not algorithm.icon().isNull(), algorithm.id()
-        assert algorithm.svgIconPath().endswith(".svg")
+        assert algorithm.svgIconPath().endswith(".svg") and "/processing_provider/icons/" in algorithm.svgIconPath()
         assert algorithm.group() and algorithm.groupId()
 
 
@@ -102,8 +103,37 @@ def test_cloudmask_parameters(provider: Any) -> None:
     assert parameters["DILATION"].defaultValue() == 2
 
 
+@pytest.mark.parametrize("algorithm_id", ["cloudremoval:dbcr", "cloudremoval:diffcr", "cloudremoval:de"])
+def test_parameter_bounds_are_the_backends(provider: Any, plugin_package: Any, algorithm_id: str) -> None:
+    from cloud_removal.backend.protocol import RUN_SETTINGS
+
+    parameters = definitions(algorithm_id)
+    table = {key: RUN_SETTINGS[name] for key, name in (
+        ("NFE", "nfe"), ("TILE_SIZE", "tile_size"), ("OVERLAP", "overlap"), ("CLOUD_THRESHOLD", "cloud_threshold"),
+        ("ADAPT", "adapt"),
+    )}  # fmt: skip
+    for key, setting in table.items():
+        low = setting.unset if key == "TILE_SIZE" else setting.minimum  # tile size 0: the model's own
+        assert (parameters[key].minimum(), parameters[key].maximum()) == (low, setting.maximum), key
+    assert (table["TILE_SIZE"].minimum, table["TILE_SIZE"].maximum, table["TILE_SIZE"].multiple) == (32, 4096, 16)
+    assert parameters["ADAPT"].defaultValue() == table["ADAPT"].default
+    algorithm = QgsApplication.processingRegistry().algorithmById(algorithm_id)
+    assert [key for key, _ in algorithm.DEVICES] == list(RUN_SETTINGS["device"].choices)
+    assert [key for key, _ in algorithm.RUNTIMES] == list(RUN_SETTINGS["runtime"].choices)
+
+
+def test_cloudmask_bounds_are_the_backends(provider: Any, plugin_package: Any) -> None:
+    from cloud_removal.backend.protocol import CLOUD_MASK_SETTINGS
+
+    parameters = definitions("cloudremoval:cloudmask")
+    for key, name in (("THRESHOLD", "threshold"), ("DILATION", "dilation"), ("AVERAGE_OVER", "average_over")):
+        setting = CLOUD_MASK_SETTINGS[name]
+        assert (parameters[key].minimum(), parameters[key].maximum()) == (setting.minimum, setting.maximum), key
+    assert parameters["AVERAGE_OVER"].defaultValue() == CLOUD_MASK_SETTINGS["average_over"].default
+
+
 def test_dock_choices_are_the_algorithm_defaults(provider: Any, plugin_package: Any) -> None:
-    from cloud_removal.plugin import settings
+    from cloud_removal.processing_provider import settings
 
     settings.save_choices(settings.RunChoices("cpu", 128, 32, "onnxruntime", True, 0.3))
     settings.set_method_nfe("dbcr", 4)

@@ -77,7 +77,7 @@ def test_keep_clear_reports_the_cloud_fraction_and_keeps_clear_pixels(provider: 
 
 
 @needs_model
-@needs_backend("run", "--extra-outputs")
+@needs_backend("run", "--cloud-mask-output", "--change-output")
 def test_extra_outputs_land_where_asked(provider: Any, tmp_path: Path) -> None:
     mask, change = tmp_path / "mask.tif", tmp_path / "change.tif"
     parameters = {"OPTICAL": str(SAMPLE_S2), "SAR": str(SAMPLE_S1), "CLOUD_MASK": str(mask), "CHANGE": str(change)}

@@ -1,22 +1,24 @@
 #!/usr/bin/python3
 """A stand-in for the backend's Python, for testing the plugin's runner without torch or a model.
 
-Called like the real one (``python -E -u -c <launcher> <plugin folder> run dbcr ... --output P --events``), it
-ignores everything but its outputs and acts out the scenario named by ``FAKE_BACKEND_SCENARIO``:
+Called like the real one (``python -E -u -c <launcher> <plugin folder> run --job FILE --events``, or
+``cloudmask --job FILE --events``), it reads the JSON job, ignores everything but its outputs and acts out the
+scenario named by ``FAKE_BACKEND_SCENARIO``:
 
 - ``ok``: progress over 4 tiles, events split across writes, then writes the output via its partial file (and the
-  extra outputs of ``--extra-outputs`` beside it, the masks of ``cloudmask``).
-- ``copy``: as ``ok``, but every output is a byte copy of the first ``--optical`` raster (a real GeoTIFF, for
-  chains and styling).
+  extra outputs the job names, ``cloud_mask_output`` and ``change_output``; the ``mask`` and ``probability`` of a
+  cloud mask job).
+- ``copy``: as ``ok``, but every output is a byte copy of the first optical raster (a real GeoTIFF, for chains and
+  styling).
 - ``slow``: writes the partial file and reports 1 tile of 200 every 0.1 s; dies on SIGTERM without cleaning up.
 - ``error``: an ``error`` event and exit code 2.
 - ``crash``: a traceback on stderr and exit code 1.
 - ``missing_module``: what Python prints when the environment lacks a package, exit code 1.
 - ``killed``: the process kills itself (as the kernel's out-of-memory killer would).
 
-With ``FAKE_BACKEND_RECORD`` set, it first writes its working directory and arguments there as JSON.
+With ``FAKE_BACKEND_RECORD`` set, it first writes its working directory, arguments and job there as JSON.
 ``models --json`` prints ``FAKE_BACKEND_MODELS`` (a JSON file) or an empty list. The ``finished`` event reports a
-``cloud_fraction`` of 0.25 when the run keeps clear pixels or makes a cloud mask.
+``cloud_fraction`` of 0.25 when the run keeps clear pixels or makes a cloud mask, and the extra outputs it wrote.
 """
 
 import json
@@ -27,16 +29,13 @@ import sys
 import time
 from pathlib import Path
 
+EXTRAS = {"mask": "cloud_mask_output", "change": "change_output"}
 
-def outputs_of(arguments: list) -> list:
-    """The files a call writes: --output (and its extras), or cloudmask's --mask and --probability."""
-    found = [arguments[i + 1] for i, flag in enumerate(arguments) if flag in ("--output", "--mask", "--probability")]
-    if "--extra-outputs" in arguments and "--output" in arguments:
-        output = Path(arguments[arguments.index("--output") + 1])
-        suffixes = {"mask": "_cloudmask", "change": "_change"}
-        for kind in arguments[arguments.index("--extra-outputs") + 1].split(","):
-            found.append(str(output.with_name(output.stem + suffixes[kind] + ".tif")))
-    return found
+
+def outputs_of(job: dict) -> list:
+    """The files a job writes: its output and extras, or a cloud mask's mask and probability."""
+    keys = ("output", *EXTRAS.values(), "mask", "probability")
+    return [job[key] for key in keys if job.get(key)]
 
 
 def write(path: str, source: str | None) -> None:
@@ -57,15 +56,18 @@ def emit(kind: str, **data: object) -> None:
 def main() -> int:
     arguments = sys.argv[1:]
     scenario = os.environ.get("FAKE_BACKEND_SCENARIO", "ok")
+    job = {}
+    if "--job" in arguments:
+        job = json.loads(Path(arguments[arguments.index("--job") + 1]).read_text(encoding="utf-8"))
     if os.environ.get("FAKE_BACKEND_RECORD"):
         with open(os.environ["FAKE_BACKEND_RECORD"], "w", encoding="utf-8") as file:
-            json.dump({"cwd": os.getcwd(), "arguments": arguments}, file)
+            json.dump({"cwd": os.getcwd(), "arguments": arguments, "job": job}, file)
     command = arguments[arguments.index("-c") + 3]  # after -c <launcher> <plugin folder>
     if command == "models" and scenario in ("ok", "copy"):
         models = os.environ.get("FAKE_BACKEND_MODELS")
         print(Path(models).read_text() if models else "[]")
         return 0
-    outputs = outputs_of(arguments)
+    outputs = outputs_of(job)
     output = outputs[0]
     partial = output + ".partial"
     emit("started", algorithm=command, tiles=4)
@@ -78,12 +80,16 @@ def main() -> int:
         print("a line that is not an event", flush=True)
         for done in (2, 3, 4):
             emit("progress", done=done, total=4)
-        source = arguments[arguments.index("--optical") + 1] if scenario == "copy" else None
+        optical = job["optical"]
+        source = (optical[0] if isinstance(optical, list) else optical) if scenario == "copy" else None
         for path in outputs:
             write(path, source)
         stats = {"seconds": 0.1}
-        if "--keep-clear" in arguments or command == "cloudmask":
+        if job.get("keep_clear") or job.get("cloud_mask_output") or command == "cloudmask":
             stats["cloud_fraction"] = 0.25
+        extras = {kind: job[key] for kind, key in EXTRAS.items() if job.get(key)}
+        if extras:
+            stats["extra_outputs"] = extras
         emit("finished", output=output, stats=stats)
         return 0
     if scenario == "slow":
