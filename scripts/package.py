@@ -62,6 +62,16 @@ def wanted(name: str) -> bool:
     return not (path.parts[0] == "docs" and path.suffix.lower() in (".png", ".jpg", ".gif"))
 
 
+def icons(repo: Path = REPO) -> list[str]:
+    """Return the icons the plugin needs: the one ``metadata.txt`` names, and the algorithms' icons."""
+    lines = (repo / "metadata.txt").read_text(encoding="utf-8").splitlines()
+    named = [line.split("=", 1)[1].strip() for line in lines if line.startswith("icon=")]
+    provider = sorted(
+        path.relative_to(repo).as_posix() for path in (repo / "processing_provider" / "icons").glob("*.svg")
+    )
+    return [*named, *provider]
+
+
 def weights_in_order(repo: Path = REPO) -> list[Path]:
     """Return the shipped weight files, default models first."""
     files = sorted((repo / WEIGHTS_DIR).glob("*.safetensors"))
@@ -79,6 +89,9 @@ def build(output: Path, repo: Path = REPO, limit: int = MAX_BYTES) -> tuple[list
     for required in ("metadata.txt", "__init__.py"):
         if required not in names:
             raise SystemExit(f"package: {required} is missing from the plugin folder")
+    for required in icons(repo):  # the plugin's own, and the Processing algorithms' (processing_provider/icons)
+        if required not in names:
+            raise SystemExit(f"package: the icon {required} is missing from the plugin folder")
     warnings = []
     if not any(name.split("/")[0].upper().startswith(("LICENSE", "LICENCE", "COPYING")) for name in names):
         warnings.append("no LICENSE file at the top: plugins.qgis.org rejects plugins without one")

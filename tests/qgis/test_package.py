@@ -82,3 +82,18 @@ def test_metadata_is_complete_for_the_repository() -> None:
     assert general["hasProcessingProvider"] == "yes" and general["supportsQt6"] == "True"
     for method in ("DB-CR", "DiffCR", "DE", "s2cloudless"):
         assert method in general["about"]
+
+
+def test_a_missing_icon_is_refused(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "processing_provider" / "icons").mkdir(parents=True)
+    (repo / "metadata.txt").write_text("[general]\nname=x\nicon=processing_provider/icons/cloud_removal.svg\n")
+    (repo / "__init__.py").write_text("")
+    (repo / "processing_provider" / "icons" / "dbcr.svg").write_text("<svg/>")
+    packager = load_packager()
+    assert packager.icons(repo) == ["processing_provider/icons/cloud_removal.svg", "processing_provider/icons/dbcr.svg"]
+    with pytest.raises(SystemExit, match=r"the icon processing_provider/icons/cloud_removal\.svg is missing"):
+        packager.build(tmp_path / "out.zip", repo)
+    (repo / "processing_provider" / "icons" / "cloud_removal.svg").write_text("<svg/>")
+    names, _ = packager.build(tmp_path / "out.zip", repo)
+    assert "processing_provider/icons/dbcr.svg" in names
