@@ -10,6 +10,10 @@ Three folders in the layout ``python -m backend eval`` reads (``cloudy/``, ``tar
 - ``glf-cr-rgb``: the same triplet's B4, B3, B2 as 8-bit PNGs (reflectance 0-0.3 stretched to 0-255, the same
   stretch for cloudy and target), for DE, which restores 8-bit RGB.
 - ``rice2-held-out``: the RICE2 pairs held out of DE's training (every 10th in id order), as 8-bit PNGs.
+- ``s2-real-pairs``: the real SEN12MS-CR cloudy / cloud-free pairs of the held-out scenes
+  (``models.datasets.real_pairs.HELD_OUT_PAIR_SCENES``, never trained on), files copied, a "no radar" SAR image.
+- ``s2-series``: real multi-date inputs from the SEN12MS-CR-TS series (``SERIES_ITEMS``): a cloudy date, two more
+  cloudy dates in ``date2/``, ``date3/`` and a clear date 10-35 days away as the target.
 
 The chips are written as GeoTIFFs on a made-up 10 m UTM grid: the same grid for optical and SAR, so the backend's
 S1 warp is the identity.
@@ -161,13 +165,56 @@ def copy_rice2_held_out(data_root: Path, out: Path) -> int:
     return len(held)
 
 
+def copy_real_pairs(data_root: Path, out: Path) -> int:
+    """The held-out real pairs, files copied unchanged, each with a "no radar" SAR image; returns how many."""
+    from models.datasets.real_pairs import is_held_out, pair_paths, pair_rows
+
+    count = 0
+    for row in pair_rows(data_root):
+        if not is_held_out(row["scene"]):
+            continue
+        cloudy, clear = pair_paths(data_root, row["patch"])
+        name = f"{row['patch']}.tif"
+        for folder, path in (("cloudy", cloudy), ("target", clear)):
+            (out / folder).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, out / folder / name)
+        _write_missing_sar(cloudy, out / "sar" / name)
+        count += 1
+    return count
+
+
+def _write_missing_sar(optical: Path, path: Path) -> None:
+    """A SAR image on ``optical``'s grid holding the "no radar" code the models were trained with."""
+    with rasterio.open(optical) as dataset:
+        profile = {"crs": dataset.crs, "transform": dataset.transform, "height": dataset.height, "width": dataset.width}
+    missing = sar_to_db(np.full((2, profile["height"], profile["width"]), SAR_MISSING, np.float32))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", count=2, dtype="float32", **profile) as dataset:
+        dataset.write(missing)
+
+
+def copy_series(data_root: Path, out: Path) -> int:
+    """The series' evaluation items (cloudy, date2, date3, target; files copied); returns how many."""
+    from models.datasets.real_pairs import SERIES_ITEMS, series_dates
+
+    dates = series_dates(data_root)
+    for cloudy, extra, target in SERIES_ITEMS:
+        name = f"{dates[cloudy].stem}.tif"
+        sources = [("cloudy", cloudy), *((f"date{k + 2}", date) for k, date in enumerate(extra)), ("target", target)]
+        for folder, index in sources:
+            (out / folder).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(dates[index], out / folder / name)
+        _write_missing_sar(dates[cloudy], out / "sar" / name)
+    return len(SERIES_ITEMS)
+
+
 def register(subparsers: Any) -> None:
     """Add the ``eval-sets`` subcommand."""
     parser = subparsers.add_parser(
         "eval-sets",
-        help="write the evaluation folders (held-out chips, the glf-cr triplet, held-out RICE2 pairs)",
-        description="Write s2-held-out/, glf-cr/, glf-cr-rgb/ and rice2-held-out/ under --out, each ready for "
-        "`eval --data`.",
+        help="write the evaluation folders (held-out chips, real pairs and series, glf-cr, held-out RICE2 pairs)",
+        description="Write s2-held-out/, s2-real-pairs/, s2-series/, glf-cr/, glf-cr-rgb/ and rice2-held-out/ under "
+        "--out, each ready for `eval --data`.",
     )
     parser.add_argument("--data-root", type=Path, default=Path("..") / "shared" / "data", help="the shared data")
     parser.add_argument("--out", type=Path, default=Path("runs") / "eval-sets", help="where to write the folders")
@@ -176,7 +223,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the three folders; 2 when the data folder is missing."""
+    """Write the folders; 2 when the data folder is missing."""
     if not args.data_root.is_dir():
         print(f"error: data folder {args.data_root} does not exist; pass --data-root", flush=True)
         return EXIT_USER_ERROR
@@ -184,6 +231,8 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(args.out)  # a rerun must not mix old and new images
     written = {
         "s2-held-out": write_s2_held_out(args.data_root, args.out / "s2-held-out", args.seed),
+        "s2-real-pairs": copy_real_pairs(args.data_root, args.out / "s2-real-pairs"),
+        "s2-series": copy_series(args.data_root, args.out / "s2-series"),
         "glf-cr": copy_glf_cr(args.data_root, args.out / "glf-cr"),
         "glf-cr-rgb": write_glf_cr_rgb(args.out / "glf-cr", args.out / "glf-cr-rgb"),
         "rice2-held-out": copy_rice2_held_out(args.data_root, args.out / "rice2-held-out"),

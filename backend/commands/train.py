@@ -106,19 +106,38 @@ def _dbcr(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: An
     settings = recipe(TrainSettings(), args)
     sources = dict(Counter(chip.source for chip in train_chips))
     if args.export_only:
-        network, step = load_checkpoint_ema(run_dir / "checkpoint.pt", config)
-        metrics = read_last(run_dir / "log.jsonl")
+        # The best validation of the run where it kept one (best.pt), else the last checkpoint.
+        best = run_dir / "best.pt"
+        network, step = load_checkpoint_ema(best if best.exists() else run_dir / "checkpoint.pt", config)
+        metrics = json.loads(torch.load(best, weights_only=True)["metrics"]) if best.exists() else {}
+        metrics = metrics or read_last(run_dir / "log.jsonl")
         seconds = float(metrics.pop("seconds", 0.0))
         settings = dataclasses.replace(settings, steps=step)
     else:
         spectra = torch.from_numpy(real_cloud_spectra(args.data_root))
-        log(f'{{"train_chips": {len(train_chips)}, "validation_chips": {len(val_chips)}}}')
+        real_train, real_val = _real_pairs(args.data_root)
+        log(
+            f'{{"train_chips": {len(train_chips)}, "validation_chips": {len(val_chips)}, '
+            f'"train_real_pairs": {len(real_train)}, "validation_real_pairs": {len(real_val)}}}'
+        )
+        sources["SEN12MS-CR real pairs"] = len(real_train)
         started = time.time()
         initial = _initial_weights(args, config)
-        network, metrics = train_dbcr(config, settings, train_chips, val_chips, spectra, run_dir, log, initial)
+        network, metrics = train_dbcr(
+            config, settings, train_chips, val_chips, spectra, run_dir, log, initial, real_train, real_val
+        )
         seconds = time.time() - started
     save_model(out, network, _noted(dbcr_card(name, config, settings, sources, metrics, seconds), args))
     return 0
+
+
+def _real_pairs(data_root: Path) -> tuple[list[Any], list[Any]]:
+    """The real cloudy / clear pairs for training and for validation (split by scene); none without the folder."""
+    from models.datasets.real_pairs import PAIRS_DIR, load_real_pairs
+
+    if not (data_root / PAIRS_DIR / "manifest.csv").is_file():
+        return [], []
+    return load_real_pairs(data_root), load_real_pairs(data_root, held_out=True)
 
 
 def _initial_weights(args: argparse.Namespace, config: Any) -> dict[str, Any] | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -11,6 +13,9 @@ from torch import Tensor
 
 from models.card import SAR_MISSING
 from models.training.chips import Chip
+
+if TYPE_CHECKING:
+    from models.datasets.real_pairs import RealPair
 
 # Path radiance of a clear atmosphere per L1C band (reflectance; Rayleigh scattering makes it strongest in the
 # blue, B10 is absorbed): roughly the gap between L1C (top of atmosphere) and L2A (surface) over land.
@@ -78,3 +83,20 @@ def sample_batch(
         sar.append(radar)
         has_sar.append(keep_sar)
     return Batch(torch.from_numpy(np.stack(clear)), torch.from_numpy(np.stack(sar)), torch.tensor(has_sar))
+
+
+def sample_real_pairs(pairs: Sequence[RealPair], count: int, size: int, rng: random.Random) -> tuple[Tensor, Tensor]:
+    """``count`` augmented crops of real cloudy / cloud-free pairs: (clear, cloudy), each (count, 13, S, S).
+
+    The same window, flip and turn for both images of a pair. No atmosphere is added: both are real L1C.
+    """
+    clear, cloudy = [], []
+    for _ in range(count):
+        pair = rng.choice(pairs)
+        height, width = pair.clear.shape[-2:]
+        row, col = rng.randrange(height - size + 1), rng.randrange(width - size + 1)
+        window = np.s_[..., row : row + size, col : col + size]
+        target, source = augment([pair.clear[window], pair.cloudy[window]], rng)
+        clear.append(target)
+        cloudy.append(source)
+    return torch.from_numpy(np.stack(clear)), torch.from_numpy(np.stack(cloudy))

@@ -15,6 +15,8 @@ from torch import Tensor
 
 # Brighter than any clear land in the blue band: a conservative cloud test for the reference scene.
 CLOUD_BLUE_THRESHOLD = 0.25
+# A pixel whose visible bands (B2-B4) changed by more than this (mean absolute reflectance) is under the cloud.
+VISIBLE_CHANGE = 0.02
 
 CloudKind = dict[str, float | tuple[float, float]]
 
@@ -51,6 +53,15 @@ def real_cloud_spectra(root: Path, limit: int = 2000) -> np.ndarray:
     cloudy = pixels[pixels[:, 1] > CLOUD_BLUE_THRESHOLD]
     rng = np.random.default_rng(0)
     return cloudy[rng.permutation(len(cloudy))[:limit]].astype(np.float32)
+
+
+def cloud_footprint(cloudy: Tensor, clear: Tensor) -> Tensor:
+    """Where the cloudy image differs visibly from the clear one: (B, 1, H, W) bool.
+
+    A B2-B4 mean change above :data:`VISIBLE_CHANGE`: the simulated cloud and its shadow, or a real pair's cloud
+    (and any ground change between its two dates).
+    """
+    return (cloudy[:, 1:4] - clear[:, 1:4]).abs().mean(dim=1, keepdim=True) > VISIBLE_CHANGE
 
 
 def _draw(value: float | tuple[float, float], rng: random.Random) -> float:

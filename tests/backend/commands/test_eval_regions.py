@@ -65,7 +65,7 @@ def test_the_cloudy_input_is_perfect_on_clear_ground_and_scored_apart_under_the_
 
 
 def test_a_method_that_changes_clear_ground_loses_there_and_the_report_shows_it(tmp_path):
-    data, mask = _folder(tmp_path)
+    data, _ = _folder(tmp_path)
 
     def darken(cloudy: Path, sar: Path | None) -> np.ndarray:
         target = read_reflectance(data / "target" / cloudy.name)
@@ -82,7 +82,7 @@ def test_a_method_that_changes_clear_ground_loses_there_and_the_report_shows_it(
 
 
 def test_further_dates_add_the_least_cloudy_date_and_the_masked_median(tmp_path):
-    data, mask = _folder(tmp_path, dates=True)
+    data, _ = _folder(tmp_path, dates=True)
     seen = []
 
     def predict(cloudy: Path, sar: Path | None, extra=()) -> np.ndarray:

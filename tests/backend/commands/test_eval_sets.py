@@ -45,3 +45,39 @@ def test_the_rgb_version_takes_b4_b3_b2_with_one_fixed_stretch():
     rgb = eval_sets.to_eight_bit_rgb(dn)
     assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
     assert rgb[0, 0].tolist() == [255, 128, 255]
+
+
+def _tif(path, value, count=13):
+    import rasterio
+    from affine import Affine
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile = dict(driver="GTiff", width=4, height=4, count=count, dtype="uint16", crs="EPSG:32631")
+    with rasterio.open(path, "w", transform=Affine(10, 0, 0, 0, -10, 0), **profile) as dst:
+        dst.write(np.full((count, 4, 4), value, np.uint16))
+
+
+def test_real_pairs_of_the_held_out_scenes_only_and_series_items_by_date(tmp_path):
+    from models.datasets.paired import find_paired
+    from models.datasets.real_pairs import HELD_OUT_PAIR_SCENES, SERIES_DIR, SERIES_ITEMS
+
+    pairs = tmp_path / "sen12ms-cr-pairs"
+    rows = [("kept_p1", HELD_OUT_PAIR_SCENES[0]), ("trained_p2", "ROIs1970_fall_136")]
+    (pairs).mkdir()
+    (pairs / "manifest.csv").write_text("patch,scene\n" + "".join(f"{p},{s}\n" for p, s in rows))
+    for patch, _ in rows:
+        _tif(pairs / "pairs" / "cloudy" / f"{patch}.tif", 5000)
+        _tif(pairs / "pairs" / "clear" / f"{patch}.tif", 500)
+    assert eval_sets.copy_real_pairs(tmp_path, tmp_path / "out") == 1
+    items = find_paired(tmp_path / "out")
+    assert [item.name for item in items] == ["kept_p1.tif"] and items[0].sar is not None
+
+    for index in range(20):
+        _tif(tmp_path / SERIES_DIR / f"ImgNo_{index:02d}_2018-01-{index + 1:02d}.tif", index)
+    assert eval_sets.copy_series(tmp_path, tmp_path / "series") == len(SERIES_ITEMS)
+    first = find_paired(tmp_path / "series")[0]
+    cloudy, extra, target = SERIES_ITEMS[0]
+    import rasterio
+
+    values = [rasterio.open(path).read(1)[0, 0] for path in (first.cloudy, *first.extra, first.target)]
+    assert values == [cloudy, *extra, target] and target not in (cloudy, *extra)

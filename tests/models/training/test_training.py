@@ -71,3 +71,67 @@ def test_training_runs_resumes_and_writes_a_card(tmp_path):
     card = dbcr_card("tiny", TINY, settings, {"t": 2}, metrics, 1.0)
     save_model(tmp_path / "tiny.safetensors", network, card)
     assert read_card(tmp_path / "tiny.safetensors").training["recipe"]["steps"] == 2
+
+
+def test_the_balanced_loss_weighs_clear_ground_as_much_as_the_cloud():
+    from models.training.train_dbcr import balanced_l1
+
+    target = torch.zeros(1, 2, 4, 4)
+    mask = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    mask[..., :3, :] = True  # 12 cloudy pixels, 4 clear
+    wrong_on_clear = target.clone()
+    wrong_on_clear[..., 3, :] = 1.0
+    # a plain mean hides the clear pixels' error behind the many cloudy ones; the balanced loss does not
+    assert torch.nn.functional.l1_loss(wrong_on_clear, target).item() == 0.25
+    assert balanced_l1(wrong_on_clear, target, mask).item() == 1.0
+    assert balanced_l1(target, target, mask).item() == 0.0
+    assert balanced_l1(wrong_on_clear, target, torch.zeros_like(mask)).item() == 0.25  # no cloud: the plain mean
+
+
+def test_the_cloud_footprint_is_the_visible_change():
+    from models.training.clouds import cloud_footprint
+
+    clear = torch.zeros(1, 13, 2, 3)
+    cloudy = clear.clone()
+    cloudy[:, 1:4, 0, 0] = 0.5
+    cloudy[:, 10] = 0.5  # cirrus only: not visible
+    cloudy[:, 1:4, 1, 2] = 0.01  # below the 0.02 threshold
+    assert cloud_footprint(cloudy, clear)[0, 0].tolist() == [[True, False, False], [False, False, False]]
+
+
+def _pairs(count: int = 2):
+    from models.datasets.real_pairs import RealPair
+
+    rng = np.random.default_rng(1)
+    pairs = []
+    for index in range(count):
+        clear = rng.random((13, 40, 40), np.float32) * 0.2
+        cloudy = clear.copy()
+        cloudy[:, :20] = 0.6
+        pairs.append(RealPair(f"p{index}", "s", cloudy, clear))
+    return pairs
+
+
+def test_real_pair_crops_keep_cloudy_and_clear_aligned():
+    from models.training.batches import sample_real_pairs
+
+    pair = _pairs(1)[0]
+    clear, cloudy = sample_real_pairs([pair], 4, 16, random.Random(0))
+    assert clear.shape == cloudy.shape == (4, 13, 16, 16)
+    bright = cloudy[:, 1] > 0.5  # wherever a crop is cloudy, the clear crop is the same window's ground
+    assert torch.all(clear[:, 1][bright] < 0.25)
+    assert torch.equal(cloudy[~bright.unsqueeze(1).expand_as(cloudy)], clear[~bright.unsqueeze(1).expand_as(clear)])
+
+
+def test_training_with_real_pairs_validates_on_them_and_keeps_the_best(tmp_path):
+    train, validation = split_by_place(_chips(), ("c",))
+    spectra = torch.full((3, 13), 0.4)
+    settings = TrainSettings(steps=3, batch=3, crop=32, eval_every=1, real_share=0.5)
+    logs = []
+    pairs = _pairs()
+    _, metrics = train_dbcr(TINY, settings, train, validation, spectra, tmp_path, logs.append, None, pairs, pairs)
+    lines = [__import__("json").loads(line) for line in logs]
+    assert len(lines) == 3 and all("real_psnr_output_cloud" in line and "psnr_output_clear" in line for line in lines)
+    best = max(lines, key=lambda line: line["score"])
+    assert metrics["step"] == best["step"] and metrics["score"] == best["score"]
+    assert (tmp_path / "best.pt").exists()
