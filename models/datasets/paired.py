@@ -45,7 +45,7 @@ class PairedItem:
 
 def extra_date_dirs(root: Path) -> list[Path]:
     """``root/date2``, ``root/date3``, ... as far as they go without a gap."""
-    found = []
+    found: list[Path] = []
     while (root / f"{EXTRA_DATE_PREFIX}{len(found) + 2}").is_dir():
         found.append(root / f"{EXTRA_DATE_PREFIX}{len(found) + 2}")
     return found
