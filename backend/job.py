@@ -77,7 +77,7 @@ class Job:
         adapt: fine-tuning steps on the scene itself before the run (0 = off).
         save_adapted: where to keep the adapted weights (.safetensors), or None.
         cloud_mask_output: also write the input's s2cloudless cloud mask to this GeoTIFF (1 cloud, 0 clear, 255 no
-            data), or None; see backend.extra_outputs.
+            data), or None; written in the same pass as the result (backend.pass_outputs).
         change_output: also write the per-pixel mean absolute reflectance change to this GeoTIFF, or None.
     """
 

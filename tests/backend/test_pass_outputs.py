@@ -83,3 +83,36 @@ def test_a_model_whose_bands_show_no_clouds_is_told_so(tmp_path):
     job = Job(algorithm="dbcr", optical="x.tif", output=str(tmp_path / "o.tif"), keep_clear=True)
     with pytest.raises(BadInputError, match="Cannot keep clear pixels"):
         pass_outputs.pass_outputs(job, card)
+
+
+def test_extra_outputs_are_written_where_the_job_says_on_the_grid(tmp_path, tiny_model, capsys):
+    (tmp_path / "sub").mkdir()
+    job = Job(
+        algorithm="dbcr",
+        optical=S2,
+        sar=S1,
+        model=tiny_model,
+        output=str(tmp_path / "out.tif"),
+        device="cpu",
+        threads=1,
+        tile_size=128,
+        keep_clear=True,
+        cloud_mask_output=str(tmp_path / "chosen-mask.tif"),
+        change_output=str(tmp_path / "sub" / "chosen-change.tif"),
+    )
+    assert execute(job, Reporter(events=True)) == 0
+    finished = [line for line in capsys.readouterr().out.splitlines() if '"finished"' in line][-1]
+    assert '"cloud_fraction"' in finished
+    assert json.loads(finished)["stats"]["extra_outputs"] == job.extra_outputs  # written where the job said
+    assert sorted(path.name for path in tmp_path.glob("*.tif")) == ["chosen-mask.tif", "out.tif"]
+    with (
+        rasterio.open(S2) as source,
+        rasterio.open(job.cloud_mask_output) as mask,
+        rasterio.open(job.change_output) as change,
+    ):
+        assert mask.transform == source.transform and change.shape == source.shape
+        cloud = mask.read(1) == 1
+        delta = change.read(1)
+    assert 0.3 < cloud.mean() < 0.7
+    # keep-clear: no change far from the clouds, change under them
+    assert np.median(delta[~cloud]) == 0 and delta[cloud].mean() > 0
