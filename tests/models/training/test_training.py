@@ -135,3 +135,14 @@ def test_training_with_real_pairs_validates_on_them_and_keeps_the_best(tmp_path)
     best = max(lines, key=lambda line: line["score"])
     assert metrics["step"] == best["step"] and metrics["score"] == best["score"]
     assert (tmp_path / "best.pt").exists()
+
+
+def test_clear_ground_is_kept_exactly_outside_the_cloud():
+    from models.training.clouds import keep_clear_ground
+
+    clear = torch.full((1, 13, 2, 2), 0.1)
+    cloudy = clear + 0.01  # a faint veil everywhere, below the visible threshold ...
+    cloudy[..., 0, 0] = 0.7  # ... and one cloudy pixel
+    kept = keep_clear_ground(cloudy, clear)
+    assert kept[..., 0, 0].eq(0.7).all()
+    assert torch.equal(kept[..., 1, :], clear[..., 1, :]) and torch.equal(kept[..., 0, 1], clear[..., 0, 1])
