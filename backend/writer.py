@@ -1,10 +1,11 @@
 """Write the blended result as a tiled, compressed GeoTIFF, one stripe of rows at a time.
 
 Tiles arrive row of tiles by row of tiles, top to bottom. :class:`StripeWriter` keeps float32 sums of weighted
-values and of weights only for the rows that a later tile may still touch (about one tile plus one block high, the
-full raster width), writes every row that no later tile can touch, and drops it. Peak memory therefore depends on
-the raster's width, the tile and the block size, never on its height. Rows are written in whole output blocks, so
-each compressed GeoTIFF block is written exactly once (rewriting one relocates it and bloats the file).
+values and of weights only for the rows that a later tile may still touch (about one tile high, the full raster
+width), encodes every row that no later tile can touch into the output's dtype, and writes those once they make a
+whole row of output blocks. Peak memory therefore depends on the raster's width, the tile and the block size, never
+on its height. Rows are written in whole output blocks, so each compressed GeoTIFF block is written exactly once
+(rewriting one relocates it and bloats the file).
 
 :func:`open_output` writes to ``protocol.partial_path(output)`` and renames it to ``output`` only when the block
 exits normally, so a failed or cancelled run never leaves a half file under the output name.
@@ -155,11 +156,16 @@ def is_disk_full(error: BaseException, folder: str) -> bool:
 class StripeWriter:
     """Blends weighted tiles into a stripe of rows and streams finished rows to a dataset.
 
+    Two buffers, both the raster's width: float32 sums of weighted values and of weights for the rows a later tile
+    may still touch (``stripe_rows``), and the finished rows already encoded in the output's bands and dtype (a
+    uint16 row costs half a float32 one and only the restored bands) until they fill a whole row of output blocks.
+    Each row is divided and encoded once, when it is final, exactly as if the whole raster were done at once.
+
     Args:
-        dataset: the open output (its height, width and block height are used).
+        dataset: the open output (its height, width and block shape are used).
         channels: channels of the blended values (the model's bands).
         stripe_rows: the most rows one batch of tiles reaches below the row of its first tile (one tile height,
-            plus one tile step per extra row of tiles a batch can span); sizes the buffer.
+            plus one tile step per extra row of tiles a batch can span); sizes the float32 buffer.
         encode: turns blended values and validity into the output's bands and dtype.
         write_mask: also write a per-dataset mask (for inputs whose nodata is a mask, not a value).
     """
@@ -169,19 +175,23 @@ class StripeWriter:
     ) -> None:
         self.dataset = dataset
         self.height, self.width = dataset.height, dataset.width
-        self.block = dataset.block_shapes[0][0]
+        self.block, self.block_width = dataset.block_shapes[0]
         self.encode = encode
         self.write_mask = write_mask
-        self.top = 0  # first row not yet written; buffer row 0 is this raster row
-        self._used = 0  # buffer rows touched so far
-        # Rows are written in whole blocks, so up to block - 1 finished rows wait above the current batch.
-        rows = min(self.height, stripe_rows + self.block)
+        self.top = 0  # first row not yet final; float buffer row 0 is this raster row
+        self._used = 0  # float buffer rows touched so far
+        rows = min(self.height, stripe_rows)
         self._sum = np.zeros((channels, rows, self.width), dtype=np.float32)
         self._weight = np.zeros((rows, self.width), dtype=np.float32)
+        # Final rows waiting for a whole row of blocks, from raster row self.top - self._pending_rows on;
+        # allocated at the first encode, which tells the output's bands and dtype.
+        self._pending: np.ndarray | None = None
+        self._pending_mask: np.ndarray | None = None
+        self._pending_rows = 0
 
     @property
     def buffer_shape(self) -> tuple[int, int, int]:
-        """(channels, rows, width) of the float32 accumulators: what this writer costs in memory."""
+        """(channels, rows, width) of the float32 accumulators (besides one row of blocks in the output's dtype)."""
         channels, rows, width = self._sum.shape
         return (channels, rows, width)
 
@@ -214,32 +224,52 @@ class StripeWriter:
         self._sum, self._weight = grown, weight
 
     def release(self, before_row: int) -> None:
-        """Write the rows above ``before_row`` (no later tile touches them), in whole blocks."""
-        ready = min(before_row, self.height) - self.top
-        if before_row < self.height:
-            ready = ready // self.block * self.block
-        if ready <= 0:
-            return
-        self._write(ready)
-        keep = max(self._used - ready, 0)
-        self._sum[:, :keep] = self._sum[:, ready : ready + keep]
-        self._sum[:, keep:] = 0.0
-        self._weight[:keep] = self._weight[ready : ready + keep]
-        self._weight[keep:] = 0.0
-        self._used = keep
-        self.top += ready
+        """Finish the rows above ``before_row`` (no later tile touches them); write them in whole blocks."""
+        final = min(before_row, self.height) - self.top
+        while final > 0:
+            # Never more than the float buffer holds, nor past the end of the current row of blocks.
+            rows = min(final, self._sum.shape[1], self.block - self._pending_rows)
+            self._finish_rows(rows)
+            final -= rows
 
     def finish(self) -> None:
         """Write all remaining rows."""
         self.release(self.height)
 
-    def _write(self, rows: int) -> None:
-        if rows > self._sum.shape[1]:
-            self._grow(rows)  # rows no tile reached (all skipped as nodata) still need a buffer to write from
-        weight = self._weight[:rows]
-        valid = weight > 0
-        values = self._sum[:, :rows] / np.where(valid, weight, 1.0)
-        window = Window(0, self.top, self.width, rows)
-        self.dataset.write(self.encode(values, valid), window=window)
-        if self.write_mask:
-            self.dataset.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
+    def _finish_rows(self, rows: int) -> None:
+        """Encode the first ``rows`` rows of the float buffer into the pending rows and shift the buffer up."""
+        for left in range(0, self.width, self.block_width):
+            # One block column at a time: the division and the encoder's temporaries stay a block big.
+            cols = slice(left, min(left + self.block_width, self.width))
+            weight = self._weight[:rows, cols]
+            valid = weight > 0
+            encoded = self.encode(self._sum[:, :rows, cols] / np.where(valid, weight, 1.0), valid)
+            if self._pending is None:
+                self._pending = np.empty((encoded.shape[0], self.block, self.width), dtype=encoded.dtype)
+                if self.write_mask:
+                    self._pending_mask = np.empty((self.block, self.width), dtype=np.uint8)
+            self._pending[:, self._pending_rows : self._pending_rows + rows, cols] = encoded
+            if self._pending_mask is not None:
+                self._pending_mask[self._pending_rows : self._pending_rows + rows, cols] = np.where(valid, 255, 0)
+        keep = max(self._used - rows, 0)
+        for channel in self._sum:
+            # Channel by channel: the rows moved up and their destination are then one contiguous run each,
+            # which numpy copies in place; a (C, rows, W) slice would first be copied whole to a temporary.
+            channel[:keep] = channel[rows : rows + keep]
+            channel[keep:] = 0.0
+        self._weight[:keep] = self._weight[rows : rows + keep]
+        self._weight[keep:] = 0.0
+        self._used = keep
+        self.top += rows
+        self._pending_rows += rows
+        if self._pending_rows == self.block or self.top == self.height:
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        assert self._pending is not None
+        rows = self._pending_rows
+        window = Window(0, self.top - rows, self.width, rows)
+        self.dataset.write(self._pending[:, :rows], window=window)
+        if self._pending_mask is not None:
+            self.dataset.write_mask(self._pending_mask[:rows], window=window)
+        self._pending_rows = 0

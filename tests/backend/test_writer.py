@@ -70,7 +70,7 @@ def test_buffer_depends_on_width_not_height(tmp_path):
         grid = Grid(GRID.crs, GRID.transform, 40, height)
         values = np.ones((2, height, 40), dtype=np.float32)
         shapes[height] = write_blended(str(tmp_path / f"h{height}.tif"), grid, values, 32, 8)
-    assert shapes[600] == shapes[2000] == (2, 32 + 512, 40)
+    assert shapes[600] == shapes[2000] == (2, 32, 40)  # one tile high: finished rows wait encoded
 
 
 def test_uncovered_pixels_are_nodata(tmp_path):
@@ -182,3 +182,36 @@ def test_other_write_errors_keep_gdal_words(tmp_path):
         open_output(path, GRID, ["B1"], np.dtype("uint16"), None),
     ):
         raise gdal_write_error("TIFFAppendToStrip:Write error at scanline 0")
+
+
+class Recorder:
+    """A stand-in output that records the windows written."""
+
+    def __init__(self, height, width, block):
+        self.height, self.width, self.block_shapes = height, width, [(block, block)]
+        self.windows, self.mask_windows = [], []
+        self.data = np.full((1, height, width), np.nan, np.float32)
+
+    def write(self, values, window):
+        self.windows.append(window)
+        self.data[:, window.row_off : window.row_off + window.height, :] = values
+
+    def write_mask(self, mask, window):
+        self.mask_windows.append(window)
+
+
+def test_rows_are_written_once_in_whole_rows_of_blocks_and_match_the_input():
+    values = np.random.default_rng(1).random((1, 150, 70), dtype=np.float32)
+    out = Recorder(150, 70, 32)
+    writer = StripeWriter(out, 1, 40 + 24, identity_encode, write_mask=True)
+    rows = tile_grid(150, 70, 40, 16)
+    for index, row in enumerate(rows):
+        for item in row:
+            window = np.s_[:, item.row : item.row + item.height, item.col : item.col + item.width]
+            writer.add(item, values[window], blend_weight(item, 150, 70, 16))
+        writer.release(rows[index + 1][0].row if index + 1 < len(rows) else 150)
+    writer.finish()
+    assert [(w.row_off, w.height, w.width) for w in out.windows] == [(0, 32, 70), (32, 32, 70), (64, 32, 70),
+                                                                      (96, 32, 70), (128, 22, 70)]  # fmt: skip
+    assert out.mask_windows == out.windows
+    np.testing.assert_allclose(out.data, values, rtol=1e-6)
