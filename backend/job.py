@@ -79,6 +79,7 @@ class Job:
         cloud_mask_output: also write the input's s2cloudless cloud mask to this GeoTIFF (1 cloud, 0 clear, 255 no
             data), or None; written in the same pass as the result (backend.pass_outputs).
         change_output: also write the per-pixel mean absolute reflectance change to this GeoTIFF, or None.
+        cog: write the result as a Cloud-Optimized GeoTIFF (with overviews; the same full-resolution pixels).
     """
 
     algorithm: str
@@ -99,12 +100,13 @@ class Job:
     extra_optical: tuple[str, ...] = ()
     runtime: str = "torch"
     optical_scale: float | None = None
-    keep_clear: bool = False
+    keep_clear: bool = bool(RUN_SETTINGS["keep_clear"].default)
     cloud_threshold: float = 0.4
     adapt: int = 0
     save_adapted: str | None = None
     cloud_mask_output: str | None = None
     change_output: str | None = None
+    cog: bool = bool(RUN_SETTINGS["cog"].default)
 
     def __post_init__(self) -> None:
         """Check every field; raise :class:`BadInputError` or :class:`OutputError` with a sentence."""
@@ -212,7 +214,7 @@ _STR_FIELDS = (
     "algorithm", "output", "sar", "model", "device", "sar_scale", "runtime", "save_adapted", "cloud_mask_output",
     "change_output",
 )  # fmt: skip
-_BOOL_FIELDS = ("l2a_offset", "keep_clear")
+_BOOL_FIELDS = ("l2a_offset", "keep_clear", "cog")
 
 
 def _paths(key: str, value: Any) -> str | tuple[str, ...]:

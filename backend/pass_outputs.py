@@ -10,6 +10,7 @@ again. The change band is the mean absolute reflectance change of each pixel, fr
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +26,8 @@ from backend.writer import StripeWriter, open_output
 from models.card import RGB_BANDS, ModelCard
 from models.cloudmask import supports_s2cloudless
 from models.keep_clear import tile_cloud_mask
+
+log = logging.getLogger(__name__)
 
 MASK_NODATA = 255
 # A blended mask above this means at least one tile with weight here saw cloud (float rounding stays below).
@@ -97,22 +100,32 @@ class PassOutputs:
 def pass_outputs(job: Job, card: ModelCard, known: KnownClouds | None = None) -> PassOutputs:
     """What the job asks of the pass, for this model's bands.
 
+    Keep-clear is on by default; for a model whose bands show no clouds it is turned off with a warning (there is
+    no mask to keep clear pixels by). A cloud mask output asked for such a model is an error.
+
     Raises:
-        BadInputError: the job needs clouds (keep-clear, a cloud mask) and the model's bands show none.
+        BadInputError: a cloud mask output is asked for and the model's bands show no clouds.
     """
+    keep_clear = job.keep_clear
+    if keep_clear and not can_find_clouds(card.optical_bands):
+        log.warning(
+            "No cloud mask can be computed for %s's bands (neither Sentinel-2 nor RGB): clear pixels cannot be kept, "
+            "every pixel is the model's output",
+            card.name,
+        )
+        keep_clear = False
     outputs = PassOutputs(
-        keep_clear=job.keep_clear,
+        keep_clear=keep_clear,
         cloud_bands=tuple(card.optical_bands),
         threshold=job.cloud_threshold,
         mask_path=job.cloud_mask_output,
         change_path=job.change_output,
         known=known,
     )
-    if outputs.needs_clouds and not can_find_clouds(card.optical_bands):
-        wanted = "keep clear pixels" if job.keep_clear else "write a cloud mask"
+    if outputs.mask_path is not None and not can_find_clouds(card.optical_bands):
         raise BadInputError(
-            f"Cannot {wanted}: {card.name}'s bands are neither Sentinel-2's (s2cloudless) nor RGB (brightness rule); "
-            "run with keep-clear off and no cloud mask output"
+            f"Cannot write a cloud mask: {card.name}'s bands are neither Sentinel-2's (s2cloudless) nor RGB "
+            "(brightness rule); run without the cloud mask output"
         )
     return outputs
 

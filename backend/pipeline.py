@@ -217,7 +217,7 @@ class BatchRun:
         origins = [tile.origin for tile in tiles]
         with torch.inference_mode():
             if self.extras.keep_clear and masks is not None:
-                restored = fill_clouds_only(self.restore, optical, sar, origins, masks)
+                restored = fill_clouds_only(self.restore, optical, sar, origins, masks, len(self.card.optical_bands))
             else:
                 restored = self.restore(optical, sar, origins)
         card = self.card

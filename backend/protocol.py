@@ -107,9 +107,11 @@ RUN_SETTINGS: Mapping[str, Setting] = {
         Setting("runtime", "Runtime", str, "torch", choices=("torch", "onnxruntime")),
         Setting("sar_scale", "SAR scale", str, "auto", choices=("auto", "db", "linear")),
         Setting("l2a_offset", "Level-2A offset", bool, False),
-        Setting("keep_clear", "Keep clear pixels", bool, False),
+        # On by default: clear ground is never touched; only the clouds are filled.
+        Setting("keep_clear", "Keep clear pixels", bool, True),
         Setting("cloud_threshold", "Cloud threshold", float, 0.4, 0.01, 0.99),
         Setting("adapt", "Adaptation steps", int, 0, 0, 5000),
+        Setting("cog", "Cloud-Optimized GeoTIFF", bool, False),
     )
 }
 """The run settings of ``backend.job.Job`` that have bounds, choices or a default, by job key."""

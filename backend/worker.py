@@ -246,6 +246,12 @@ def _execute(job: Job, reporter: Reporter, stop: Callable[[], bool]) -> dict[str
         if device.type == "cuda" and "CUDA" in str(error):
             raise DeviceError(f"The GPU failed while running the model ({error}); try the CPU") from error
         raise
+    if job.cog:
+        from backend.cog import to_cog
+
+        reporter.log("info", "Writing the Cloud-Optimized GeoTIFF (overviews)")
+        to_cog(job.output, job.output)
+        stats["cog"] = True
     stats.update(model=card.name, algorithm=job.algorithm, nfe=nfe, device=where, threads=threads, runtime=job.runtime)
     if job.keep_clear:
         cover = 100 * stats.get("cloud_fraction", 0.0)

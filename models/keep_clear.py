@@ -41,9 +41,9 @@ class CloudCount:
 
 
 def tile_cloud_mask(optical: Tensor, bands: Sequence[str], threshold: float) -> Tensor:
-    """(B, C, H, W) reflectance -> (B, 1, H, W) float mask, 1 = cloud."""
+    """(B, C, H, W) reflectance -> (B, 1, H, W) float mask, 1 = cloud; of the first date where C stacks several."""
     masks = []
-    for image in optical.detach().cpu().numpy():
+    for image in optical[:, : len(bands)].detach().cpu().numpy():
         _, mask = image_clouds(image, bands, threshold)  # RGB imagery: the brightness rule
         masks.append(mask.astype(np.float32))
     return torch.from_numpy(np.stack(masks))[:, None].to(optical.device)
@@ -76,7 +76,12 @@ def match_clear_pixels(restored: Tensor, optical: Tensor, clear: Tensor, minimum
 
 
 def fill_clouds_only(
-    restore: Restorer, optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]], mask: Tensor
+    restore: Restorer,
+    optical: Tensor,
+    sar: Tensor | None,
+    origins: list[tuple[int, int]],
+    mask: Tensor,
+    bands: int | None = None,
 ) -> Tensor:
     """Restore a batch and keep its clear pixels: the model's output only under ``mask``, feathered at its edge.
 
@@ -86,15 +91,18 @@ def fill_clouds_only(
         sar: the restorer's SAR input, or None.
         origins: the tiles' origins, passed to the restorer.
         mask: (B, 1, H, W) float, 1 = cloud (e.g. :func:`tile_cloud_mask`, computed once per tile by the caller).
+        bands: the restored image's band count, where ``optical`` stacks several dates (None: all its bands).
 
     Returns:
         (B, C, H, W): the input where the feathered mask is 0, bit for bit; the network is not run without clouds.
     """
+    # Several dates come stacked band-wise, the first (the one restored and kept) first.
+    first = optical[:, :bands] if bands else optical
     if not bool(mask.any()):
-        return optical.clone()  # nothing to restore: skip the network
+        return first.clone()  # nothing to restore: skip the network
     weight = feather(mask)
-    restored = match_clear_pixels(restore(optical, sar, origins), optical, weight == 0)
-    return torch.where(weight > 0, weight * restored + (1 - weight) * optical, optical)
+    restored = match_clear_pixels(restore(optical, sar, origins), first, weight == 0)
+    return torch.where(weight > 0, weight * restored + (1 - weight) * first, first)
 
 
 def keep_clear(restore: Restorer, bands: Sequence[str], threshold: float, count: CloudCount | None = None) -> Restorer:

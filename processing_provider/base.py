@@ -75,6 +75,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
     KEEP_CLEAR = "KEEP_CLEAR"
     CLOUD_THRESHOLD = "CLOUD_THRESHOLD"
     ADAPT = "ADAPT"
+    COG = "COG"
     OUTPUT = "OUTPUT"
     CLOUD_MASK = "CLOUD_MASK"
     CHANGE = "CHANGE"
@@ -162,6 +163,9 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         adapt = RUN_SETTINGS["adapt"]
         description = "Learn from this scene first: fine-tuning steps (0 = off)"
         self._add_advanced(number_parameter(self.ADAPT, description, adapt, adapt.default))
+        self._add_advanced(
+            QgsProcessingParameterBoolean(self.COG, "Write a Cloud-Optimized GeoTIFF (with overviews)", False)
+        )
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.OUTPUT_DESCRIPTION))
         for key, description in ((self.CLOUD_MASK, "Cloud mask"), (self.CHANGE, "Change (where the model worked)")):
             self.addParameter(QgsProcessingParameterRasterDestination(key, description, None, True, False))
@@ -257,6 +261,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         if job["keep_clear"] or cloud_mask is not None:  # otherwise the backend's own (as scene adaptation uses)
             job["cloud_threshold"] = self.parameterAsDouble(parameters, self.CLOUD_THRESHOLD, context)
         job["adapt"] = self.parameterAsInt(parameters, self.ADAPT, context)
+        job["cog"] = self.parameterAsBoolean(parameters, self.COG, context)
         job["output"] = str(output)
         job["cloud_mask_output"] = str(cloud_mask) if cloud_mask is not None else None
         job["change_output"] = str(change) if change is not None else None

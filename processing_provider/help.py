@@ -19,10 +19,11 @@ MODEL = (
 )
 
 KEEP_CLEAR = (
-    "<li><b>Keep clear pixels</b> (advanced): the input is kept where s2cloudless finds no cloud (probability below "
-    "the <b>cloud threshold</b>, 0.4 by default) and the model's output is used only under clouds, feathered at the "
-    "mask's edge. The cloud fraction is reported in the log and as the <i>CLOUD_FRACTION</i> output. Needs "
-    "Sentinel-2 Level-1C bands.</li>"
+    "<li><b>Keep clear pixels</b> (advanced, on by default): the input is kept bit for bit where the cloud mask "
+    "finds no cloud (s2cloudless probability below the <b>cloud threshold</b>, 0.4 by default; a brightness rule for "
+    "RGB images) and the model's output is used only under clouds, feathered at the mask's edge. On a clear scene "
+    "the output equals the input. The cloud fraction is reported in the log and as the <i>CLOUD_FRACTION</i> output. "
+    "Turn it off to let the model rewrite every pixel.</li>"
     "<li><b>Cloud mask</b> and <b>change</b> outputs (optional): the cloud mask used (1 cloud, 0 clear) and how much "
     "each pixel changed, to see where the model worked.</li>"
 )

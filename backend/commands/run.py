@@ -80,7 +80,16 @@ def register(subparsers: Any) -> None:
         dest="keep_clear",
         action=argparse.BooleanOptionalAction,
         default=hide,
-        help="keep clear pixels as they are; use the model only under clouds (s2cloudless mask, feathered edge)",
+        help=(
+            "keep clear pixels as they are, bit for bit; use the model only under clouds (s2cloudless mask, "
+            "feathered edge); on by default, --no-keep-clear lets the model rewrite every pixel"
+        ),
+    )
+    parser.add_argument(
+        "--cog",
+        action="store_true",
+        default=hide,
+        help="write a Cloud-Optimized GeoTIFF (overviews; full-resolution pixels as the plain GeoTIFF)",
     )
     parser.add_argument(
         "--cloud-threshold",

@@ -62,3 +62,24 @@ def test_cog_errors_are_sentences(tmp_path, kit):
     with pytest.raises(OutputError, match="Cannot write"):
         to_cog(source, target)
     assert not os.path.exists(partial_path(target))
+
+
+def test_a_run_with_cog_writes_a_cog_with_the_plain_runs_pixels(tmp_path, tiny_model, rasters):
+    from backend.job import Job
+    from backend.reporter import Reporter
+    from backend.worker import execute
+
+    outputs = {}
+    for cog in (False, True):
+        output = str(tmp_path / f"out_{cog}.tif")
+        job = Job(
+            algorithm="dbcr", optical=rasters["l1c"], sar=rasters["s1_db"], model=tiny_model, output=output,
+            device="cpu", threads=1, cog=cog,
+        )  # fmt: skip
+        assert execute(job, Reporter(events=False)) == 0
+        outputs[cog] = output
+    assert not is_cog(outputs[False]) and is_cog(outputs[True])
+    with rasterio.open(outputs[False]) as plain, rasterio.open(outputs[True]) as cog_file:
+        np.testing.assert_array_equal(plain.read(), cog_file.read())
+        assert cog_file.tags()["CLOUD_REMOVAL_MODEL"] == "tiny"
+    assert not list(tmp_path.glob("*.partial"))

@@ -78,11 +78,21 @@ def test_change_averages_only_the_bands_read_from_the_input():
     assert tile_change(restored, optical, [0, 1]).tolist() == [[[1.0, 1.0], [1.0, 1.0]]]
 
 
-def test_a_model_whose_bands_show_no_clouds_is_told_so(tmp_path):
+def test_keep_clear_is_on_by_default(tmp_path):
+    job = Job(algorithm="dbcr", optical="x.tif", output=str(tmp_path / "o.tif"))
+    assert (
+        job.keep_clear and pass_outputs.pass_outputs(job, ModelCard(name="s2", algorithm="dbcr", config={})).keep_clear
+    )
+
+
+def test_a_model_whose_bands_show_no_clouds_is_told_so(tmp_path, caplog):
     card = ModelCard(name="nir", algorithm="dbcr", config={}, optical_bands=("B8", "B11"))
-    job = Job(algorithm="dbcr", optical="x.tif", output=str(tmp_path / "o.tif"), keep_clear=True)
-    with pytest.raises(BadInputError, match="Cannot keep clear pixels"):
-        pass_outputs.pass_outputs(job, card)
+    job = Job(algorithm="dbcr", optical="x.tif", output=str(tmp_path / "o.tif"))
+    assert not pass_outputs.pass_outputs(job, card).keep_clear
+    assert "No cloud mask can be computed" in caplog.text
+    masked = Job(algorithm="dbcr", optical="x.tif", output=str(tmp_path / "o.tif"), cloud_mask_output="m.tif")
+    with pytest.raises(BadInputError, match="Cannot write a cloud mask"):
+        pass_outputs.pass_outputs(masked, card)
 
 
 def test_extra_outputs_are_written_where_the_job_says_on_the_grid(tmp_path, tiny_model, capsys):

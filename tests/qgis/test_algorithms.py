@@ -100,9 +100,10 @@ def test_without_extras_nothing_more_is_asked(provider: Any, record: Path, tmp_p
     )
     assert ok, feedback.errors
     job = backend_job(record)
-    assert job["keep_clear"] is False and job["adapt"] == 0
-    assert not {"cloud_threshold", "cloud_mask_output", "change_output", "tile_size", "overlap"} & set(job)
-    assert results["CLOUD_MASK"] is None and results["CLOUD_FRACTION"] is None
+    assert job["keep_clear"] is True and job["adapt"] == 0  # clear ground untouched by default
+    assert job["cloud_threshold"] == pytest.approx(0.4)
+    assert not {"cloud_mask_output", "change_output", "tile_size", "overlap"} & set(job)
+    assert results["CLOUD_MASK"] is None and results["CLOUD_FRACTION"] == pytest.approx(0.25)
 
 
 def test_cloudmask_writes_both_rasters_and_reports_the_fraction(provider: Any, record: Path, tmp_path: Path) -> None:

@@ -64,8 +64,10 @@ def test_command_line_reaches_the_backend(qgis_process: Any, tmp_path: Path) -> 
         "device": "cpu",
         "overlap": 16,
         "runtime": "torch",
-        "keep_clear": False,
+        "keep_clear": True,
+        "cloud_threshold": 0.4,
         "adapt": 0,
+        "cog": False,
         "output": str(tmp_path / "out.tif"),
     }  # no tile_size: 0 means the model's own
 

@@ -71,12 +71,12 @@ def test_choices_persist_and_become_the_processing_defaults(dock: Any) -> None:
 
     dock.device.setCurrentIndex(dock.device.findData("cpu"))
     dock.tile.setValue(128)
-    dock.keep_clear.setChecked(True)
+    dock.keep_clear.setChecked(False)  # on by default: turning it off must persist
     dock.nfe.setValue(5)
     assert run_settings.load_choices().device == "cpu" and run_settings.load_choices().tile_size == 128
     algorithm = QgsApplication.processingRegistry().createAlgorithmById("cloudremoval:dbcr")
     assert algorithm.parameterDefinition("NFE").defaultValue() == 5
-    assert algorithm.parameterDefinition("KEEP_CLEAR").defaultValue() is True
+    assert algorithm.parameterDefinition("KEEP_CLEAR").defaultValue() is False
     dock.method.setCurrentIndex(dock.method.findData("de"))  # DE has its own NFE, and takes no radar
     assert dock.nfe.value() == 10
     assert dock.inputs.text() == "Optical: scene"  # no RGB layer: the Sentinel-2 image's B4, B3, B2
