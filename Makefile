@@ -2,7 +2,7 @@
 #   make / make setup   Debian packages (QGIS) when missing, the backend venv (.venv), the QGIS test venv (.venv-qgis)
 #   make demo           DB-CR through qgis_process on the bundled sample -> demo-output/ (GeoTIFF + before/after PNG)
 #   make test           backend + model tests (.venv), then QGIS tests (real QGIS, headless)
-#   make bench | lint | clean
+#   make bench | gpu-check | lint | clean
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := setup
@@ -22,7 +22,7 @@ DEMO := $(CURDIR)/demo-output
 # the shipped lite model, trained on a few dozen chips, would otherwise darken this hazy tropical scene.
 DEMO_ADAPT ?= 60
 
-.PHONY: setup system-deps demo test test-backend test-qgis bench lint clean
+.PHONY: setup system-deps demo test test-backend test-qgis bench gpu-check lint clean
 
 setup: $(VENV_STAMP) $(QGIS_VENV_STAMP)
 
@@ -60,11 +60,18 @@ test-backend: $(VENV_STAMP)
 test-qgis: $(VENV_STAMP) $(QGIS_VENV_STAMP)
 	QT_QPA_PLATFORM=offscreen $(QGIS_VENV)/bin/python -m pytest tests/qgis -q
 
-# End to end (MPix/s, peak RSS) on 1024² and 4096² mosaics of the sample, then seconds per tile of each method on
-# both runtimes. Run it alone: it uses every core.
+# End to end (MPix/s, peak RSS, the bare network and the pipeline's overhead) on mosaics of the sample, torch and
+# ONNX Runtime, then seconds per tile of each method on both runtimes. Run it alone: it uses every core.
+# A synthetic full Sentinel-2 tile too (about 20 minutes per runtime on a CPU): make bench BENCH_SIZES=1024,4096,10980
+BENCH_SIZES ?= 1024,4096
 bench: $(VENV_STAMP)
-	$(VENV)/bin/python -m backend bench
+	$(VENV)/bin/python -m backend bench --sizes $(BENCH_SIZES)
 	$(VENV)/bin/python -m backend bench --per-tile
+
+# On a machine with CUDA: each method on torch CUDA and ONNX Runtime's CUDA provider against the CPU (pixels,
+# s/tile, peak GPU memory) -> table on stdout, gpu-check.json. Without CUDA it checks the CPU path and says so.
+gpu-check: $(VENV_STAMP)
+	$(VENV)/bin/python scripts/gpu_check.py --json gpu-check.json
 
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .

@@ -23,7 +23,14 @@ def test_bench_table(tiny_model, capsys):
     assert code == 0, out.err
     lines = out.out.splitlines()
     assert lines[0].startswith("Model tiny, NFE 1, device cpu")
-    assert lines[-1].startswith("| 96² | 16 |")
+    rows = [line for line in lines if line.startswith("| 96² |")]
+    assert [row.split(" | ")[1:3] for row in rows] == [["torch", "16"], ["onnxruntime", "16"]]
+    assert all(row.endswith("% |") for row in rows)  # the pipeline's overhead over the bare network
+
+
+def test_bench_refuses_an_unknown_runtime(capsys):
+    assert main(["bench", "--runtimes", "tensorflow"]) == 2
+    assert "runtimes must be among" in capsys.readouterr().err
 
 
 def test_per_tile_table_times_both_runtimes(tiny_models, capsys):
