@@ -240,3 +240,21 @@ def test_one_valid_pixel_in_the_last_row_is_enough(tmp_path, kit):
     stats = run_removal(job, kit.identity, kit.make_card(sar=False))
     after, _, _ = read(job.output)
     assert after[0, -1, -1] == 700 and stats["skipped_tiles"] >= 1
+
+
+def test_all_nodata_input_fails_before_the_model_loads(tmp_path, monkeypatch, capsys, kit):
+    from backend import worker
+    from backend.cli import main
+    from backend.protocol import EXIT_USER_ERROR, decode_event
+
+    def must_not_load(job, device, *_hooks):
+        raise AssertionError("the model was loaded before the input was checked")
+
+    monkeypatch.setattr(worker, "load_restorer", must_not_load)
+    empty = kit.write_raster(tmp_path / "empty.tif", np.zeros((13, 40, 50), np.uint16), nodata=0)
+    output = str(tmp_path / "out.tif")
+    assert main(["run", "dbcr", "--optical", empty, "--output", output, "--events"]) == EXIT_USER_ERROR
+    events = [event for event in map(decode_event, capsys.readouterr().out.splitlines()) if event is not None]
+    assert events[-1].kind == "error" and events[-1].get("code") == "bad_input"
+    assert events[-1].get("message").startswith(f"The optical raster {empty} holds no valid pixel (all nodata")
+    assert not os.path.exists(output) and not os.path.exists(partial_path(output))
