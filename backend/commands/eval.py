@@ -163,8 +163,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "eval",
         help="score a method and the baselines on a folder of cloudy/target pairs",
-        description="Score a method beside the cloudy input and the naive fill on a folder of cloudy/target pairs: "
-        "PSNR, SSIM, MAE and SAM per image, overall and by cloud cover; writes report.md, report.json, grid.png.",
+        description="Score a method beside the cloudy input and the naive fill (and, with date2/, date3/, the least "
+        "cloudy date and the masked median) on a folder of cloudy/target pairs: PSNR, SSIM, MAE and SAM per image over "
+        "every pixel, under the cloud and on clear ground, overall and by cloud cover; writes report.md, report.json, "
+        "grid.png.",
     )
     add_arguments(parser)
     parser.set_defaults(handler=run)
@@ -173,7 +175,9 @@ def register(subparsers: Any) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``eval``."""
     parser.add_argument("method", choices=METHODS, help="the method to score; 'none' scores only the baselines")
-    parser.add_argument("--data", type=Path, required=True, help="folder with cloudy/, target/ and optionally sar/")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="folder with cloudy/, target/, optionally sar/, mask/, date2/, ..."
+    )
     parser.add_argument("--model", help="model name or .safetensors path (default: the method's shipped model)")
     parser.add_argument("--nfe", type=int, help="sampler steps (default: the model card's)")
     parser.add_argument("--out", type=Path, help="report folder (default: runs/eval-<method>)")
