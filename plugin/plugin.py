@@ -16,6 +16,7 @@ except ImportError:  # Qt 5
     from qgis.PyQt.QtWidgets import QAction
 
 from ..processing_provider import settings as run_settings
+from ..processing_provider import warm_worker
 from ..processing_provider.backend_process import backend_problem
 from ..processing_provider.compat import MESSAGE_INFO
 from ..processing_provider.inputs import ICONS
@@ -43,6 +44,7 @@ class CloudRemovalPlugin:
         self.setup_action: QAction | None = None
         self.dock: CloudRemovalDock | None = None
         self.setup_dialog: SetupDialog | None = None
+        self._quit_connected = False
 
     def initProcessing(self) -> None:
         """Register the provider; qgis_process calls only this, so no GUI code belongs here."""
@@ -53,6 +55,11 @@ class CloudRemovalPlugin:
             registry.removeProvider(stale)
         self.provider = CloudRemovalProvider()
         registry.addProvider(self.provider)
+        application = QgsApplication.instance()
+        if application is not None and not self._quit_connected:
+            # the warm backend worker ends with QGIS (its stdin closing would end it too, but not at once)
+            application.aboutToQuit.connect(warm_worker.shutdown)
+            self._quit_connected = True
 
     def initGui(self) -> None:
         """Set up the plugin inside the QGIS desktop: the provider, the panel's action, the set-up offer."""
@@ -124,7 +131,12 @@ class CloudRemovalPlugin:
         bar.pushWidget(message, MESSAGE_INFO, 0)
 
     def unload(self) -> None:
-        """Remove the provider, the panel and the actions (plugin disabled, reloaded, or QGIS closing)."""
+        """Remove the provider, panel and actions; stop the backend worker (plugin off or reloaded, QGIS closing)."""
+        warm_worker.shutdown()
+        application = QgsApplication.instance()
+        if self._quit_connected and application is not None:
+            application.aboutToQuit.disconnect(warm_worker.shutdown)
+            self._quit_connected = False
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

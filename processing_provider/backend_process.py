@@ -1,8 +1,11 @@
-"""Runs one backend job as a subprocess and relays its JSON-line events to a Processing feedback.
+"""Runs one backend job and relays its JSON-line events to a Processing feedback.
 
-The job (a dict with the keys of the backend's job) is written to a temporary JSON file and the backend is started
-as ``<backend python> -m backend run --job FILE --events`` in the plugin folder through ``QgsBlockingProcess``,
-which is thread safe and terminates the process when the feedback is cancelled. The file is removed afterwards.
+A removal job (``run``) goes to the session's warm worker (``warm_worker.py``: one ``serve`` process that keeps
+models loaded) unless it is turned off or the backend cannot serve. Otherwise, and for other commands, the job (a
+dict with the keys of the backend's job) is written to a temporary JSON file and the backend is started as
+``<backend python> -m backend run --job FILE --events`` in the plugin folder through ``QgsBlockingProcess``, which
+is thread safe and terminates the process when the feedback is cancelled. The file is removed afterwards.
+:func:`run_process` runs other commands the same way (``batch``, for many scenes).
 Whatever goes wrong ends in a ``QgsProcessingException`` with a sentence the user can act on, and never leaves
 a partial or stale output file behind.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import re
 import shlex
 import tempfile
 from collections import deque
@@ -33,6 +37,8 @@ _LAUNCHER = (
     "runpy.run_module('backend', run_name='__main__', alter_sys=True)"
 )
 _STDERR_KEPT = 20
+CANCELLED = "Cancelled: the backend was stopped and no output was written."
+_MISSING_MODULE = re.compile(r"No module named '?[\w.]+'?")
 _PHASES = {"adapt": "Adapting the model to this scene…", "run": "Removing the clouds…"}
 
 
@@ -69,6 +75,13 @@ def run_job(
     problem = backend_problem(python)
     if problem:
         raise QgsProcessingException(problem)
+    if command == "run":
+        from . import warm_worker  # it imports this module
+
+        if warm_worker.enabled():
+            stats = warm_worker.run_job(python, job, output, feedback, extra_outputs)
+            if stats is not None:
+                return stats
     text = json.dumps(job, indent=1)
     with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="cloud_removal_job_", delete=False) as file:
         file.write(text)
@@ -83,11 +96,28 @@ def _run(
     python: Path, arguments: Sequence[str], output: Path, feedback: QgsProcessingFeedback, extra_outputs: Sequence[Path]
 ) -> dict[str, Any]:
     outputs = [output, *extra_outputs]
-    _remove_outputs(*outputs)
+    remove_outputs(*outputs)
+    events = EventRelay(feedback)
+    try:
+        run_process(python, arguments, feedback, events)
+        if not output.is_file():
+            raise QgsProcessingException(f"The backend finished but wrote no output at {output}.")
+    except QgsProcessingException:
+        remove_outputs(*outputs)
+        raise
+    stats = events.finished.get("stats") if events.finished is not None else None
+    return dict(stats) if isinstance(stats, dict) else {}
+
+
+def run_process(python: Path, arguments: Sequence[str], feedback: QgsProcessingFeedback, events: EventRelay) -> None:
+    """Run ``python -m backend <arguments>`` with ``events`` reading its stdout; stderr goes to the console log.
+
+    Raises:
+        QgsProcessingException: the user cancelled, the backend is missing, reported an ``error`` event (its
+            message), was killed, or failed.
+    """
     command = shlex.join([str(python), "-m", "backend", *arguments])
     feedback.pushCommandInfo(f"cd {shlex.quote(str(PLUGIN_DIR))} && {command}")
-
-    events = EventRelay(feedback)
     stderr = OutputLines(feedback.pushConsoleInfo)
     # QGIS keeps only a borrowed pointer to each handler: hold the bound methods until the process has ended,
     # or the first chunk calls a freed object and QGIS crashes.
@@ -100,27 +130,19 @@ def _run(
     stderr.close()
     del on_stdout, on_stderr
 
-    try:
-        if feedback.isCanceled() or exit_code == protocol.EXIT_CANCELLED:
-            raise QgsProcessingException("Cancelled: the backend was stopped and no output was written.")
-        if process.processError() == QProcess.ProcessError.FailedToStart:
-            raise QgsProcessingException(_missing_backend(python))
-        if events.error is not None:
-            raise QgsProcessingException(str(events.error.get("message") or "The backend reported an error."))
-        if process.exitStatus() == QProcess.ExitStatus.CrashExit:
-            raise QgsProcessingException(
-                "The backend process was killed before it finished (often the system running out of memory). "
-                "Try a smaller tile size, close other programs, and run again."
-            )
-        if exit_code != protocol.EXIT_OK:
-            raise QgsProcessingException(_failure(python, exit_code, stderr.last))
-        if not output.is_file():
-            raise QgsProcessingException(f"The backend finished but wrote no output at {output}.")
-    except QgsProcessingException:
-        _remove_outputs(*outputs)
-        raise
-    stats = events.finished.get("stats") if events.finished is not None else None
-    return dict(stats) if isinstance(stats, dict) else {}
+    if feedback.isCanceled() or exit_code == protocol.EXIT_CANCELLED:
+        raise QgsProcessingException(CANCELLED)
+    if process.processError() == QProcess.ProcessError.FailedToStart:
+        raise QgsProcessingException(_missing_backend(python))
+    if events.error is not None:
+        raise QgsProcessingException(str(events.error.get("message") or "The backend reported an error."))
+    if process.exitStatus() == QProcess.ExitStatus.CrashExit:
+        raise QgsProcessingException(
+            "The backend process was killed before it finished (often the system running out of memory). "
+            "Try a smaller tile size, close other programs, and run again."
+        )
+    if exit_code != protocol.EXIT_OK:
+        raise QgsProcessingException(_failure(python, exit_code, stderr.last))
 
 
 def backend_problem(python: Path) -> str:
@@ -166,6 +188,7 @@ class EventRelay(OutputLines):
         self._feedback = feedback
         self.error: protocol.Event | None = None
         self.finished: protocol.Event | None = None
+        self.answer: protocol.Event | None = None  # the job's last word: finished, error or cancelled
         self._phase = "run"
 
     def _handle(self, line: str) -> None:
@@ -182,37 +205,42 @@ class EventRelay(OutputLines):
             if total:
                 feedback.setProgress(100.0 * float(event.get("done", 0)) / float(total))
         elif event.kind == "log":
-            level, message = str(event.get("level", "info")), str(event.get("message", ""))
-            if level == "debug":
-                feedback.pushDebugInfo(message)
-            elif level == "warning":
-                feedback.pushWarning(message)
-            elif level == "error":
-                feedback.reportError(message, False)
-            else:
-                feedback.pushInfo(message)
+            self.log(event)
         elif event.kind == "error":
-            self.error = event  # run_job raises it as the run's one error message
+            self.error = self.answer = event  # run_job raises it as the run's one error message
         elif event.kind == "cancelled":
+            self.answer = event
             feedback.pushInfo("The backend stopped and removed its partial output.")
         else:  # started, finished: what the backend chose and measured (tiles, device, timings)
             if event.kind == "finished":
-                self.finished = event
-            feedback.pushInfo(f"Backend {event.kind}: {_describe(event.data)}")
+                self.finished = self.answer = event
+            feedback.pushInfo(f"Backend {event.kind}: {describe(event.data)}")
+
+    def log(self, event: protocol.Event, prefix: str = "") -> None:
+        """Relay a ``log`` event at its level."""
+        level, message = str(event.get("level", "info")), prefix + str(event.get("message", ""))
+        if level == "debug":
+            self._feedback.pushDebugInfo(message)
+        elif level == "warning":
+            self._feedback.pushWarning(message)
+        elif level == "error":
+            self._feedback.reportError(message, False)
+        else:
+            self._feedback.pushInfo(message)
 
 
-def _describe(data: dict[str, Any]) -> str:
+def describe(data: dict[str, Any]) -> str:
     """Return an event's fields (and those of nested objects such as ``stats``) as ``name: value`` pairs."""
     pairs: list[str] = []
     for key, value in data.items():
         if isinstance(value, dict):
-            pairs.append(_describe(value))
+            pairs.append(describe(value))
         else:
             pairs.append(f"{key.replace('_', ' ')}: {value}")
     return ", ".join(pair for pair in pairs if pair) or "-"
 
 
-def _remove_outputs(*outputs: Path) -> None:
+def remove_outputs(*outputs: Path) -> None:
     """Remove the outputs and their partial files, so a failed run never leaves a file that looks like a result."""
     for path in [path for output in outputs for path in (output, Path(protocol.partial_path(str(output))))]:
         try:
@@ -233,14 +261,22 @@ def _missing_backend(python: Path) -> str:
     )
 
 
+def missing_module_message(python: Path, lines: Sequence[str]) -> str:
+    """Say how to repair the environment when one of ``lines`` is Python missing a package, else ``""``."""
+    found = next((match for line in reversed(lines) if (match := _MISSING_MODULE.search(line))), None)
+    if found is None:
+        return ""
+    return (
+        f"The backend environment at {python} is incomplete ({found.group(0)}). "
+        "Repair it from the Cloud removal panel (“Set up backend…”), or with `make` in the plugin folder "
+        f"({PLUGIN_DIR}) if you created it that way."
+    )
+
+
 def _failure(python: Path, exit_code: int, stderr: deque[str]) -> str:
-    missing = next((line for line in reversed(stderr) if "No module named" in line), None)
-    if missing is not None:
-        return (
-            f"The backend environment at {python} is incomplete ({missing.split(':', 1)[-1].strip()}). "
-            "Repair it from the Cloud removal panel (“Set up backend…”), or with `make` in the plugin folder "
-            f"({PLUGIN_DIR}) if you created it that way."
-        )
+    missing = missing_module_message(python, list(stderr))
+    if missing:
+        return missing
     last = stderr[-1].rstrip(".") if stderr else "no message"
     return (
         f"The backend failed with an internal error (exit code {exit_code}): {last}. "

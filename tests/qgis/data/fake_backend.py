@@ -16,6 +16,12 @@ scenario named by ``FAKE_BACKEND_SCENARIO``:
 - ``missing_module``: what Python prints when the environment lacks a package, exit code 1.
 - ``killed``: the process kills itself (as the kernel's out-of-memory killer would).
 
+``serve`` (the warm worker) answers like a backend without that command (a usage error, exit code 2) unless
+``FAKE_BACKEND_SERVE`` is set: then it says it is ready, reads one JSON job per line on stdin and acts out each as
+above, with the scenario named by the start of the output's file name (``slow.tif``, ``error_2.tif``) or else
+``FAKE_BACKEND_SCENARIO``; ``started`` carries its ``pid``; ``slow`` stops at ``{"cancel": true}`` (removing its
+partial file, answering ``cancelled``); ``killed`` kills the worker; the end of stdin ends it.
+
 With ``FAKE_BACKEND_RECORD`` set, it first writes its working directory, arguments and job there as JSON.
 ``models --json`` prints ``FAKE_BACKEND_MODELS`` (a JSON file) or an empty list. The ``finished`` event reports a
 ``cloud_fraction`` of 0.25 when the run keeps clear pixels or makes a cloud mask, and the extra outputs it wrote.
@@ -26,10 +32,12 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 EXTRAS = {"mask": "cloud_mask_output", "change": "change_output"}
+SCENARIOS = ("ok", "copy", "slow", "error", "crash", "missing_module", "killed")
 
 
 def outputs_of(job: dict) -> list:
@@ -67,10 +75,20 @@ def main() -> int:
         models = os.environ.get("FAKE_BACKEND_MODELS")
         print(Path(models).read_text() if models else "[]")
         return 0
+    if command == "serve":
+        if not os.environ.get("FAKE_BACKEND_SERVE"):
+            print("__main__.py: error: argument command: invalid choice: 'serve'", file=sys.stderr)
+            return 2
+        return serve(scenario)
+    return act(command, job, scenario, lambda: False)
+
+
+def act(command: str, job: dict, scenario: str, should_stop) -> int:
+    """Act out one job; ``should_stop`` is the warm worker's cancel (the one-shot run is stopped by SIGTERM)."""
     outputs = outputs_of(job)
     output = outputs[0]
     partial = output + ".partial"
-    emit("started", algorithm=command, tiles=4)
+    emit("started", algorithm=command, tiles=4, pid=os.getpid())
     if scenario in ("ok", "copy"):
         line = json.dumps({"event": "progress", "done": 1, "total": 4}) + "\n"
         sys.stdout.write(line[:10])  # a line split across two writes
@@ -96,6 +114,10 @@ def main() -> int:
         with open(partial, "wb") as file:
             file.write(b"half")
         for done in range(1, 201):
+            if should_stop():
+                os.unlink(partial)
+                emit("cancelled")
+                return 130
             emit("progress", done=done, total=200)
             time.sleep(0.1)
         return 0
@@ -111,6 +133,39 @@ def main() -> int:
     if scenario == "killed":
         os.kill(os.getpid(), signal.SIGKILL)
     return 1
+
+
+def serve(default_scenario: str) -> int:
+    """The warm worker: jobs from stdin, one at a time, a cancel line stopping the current one."""
+    jobs: list = []
+    arrived, stop = threading.Condition(), threading.Event()
+
+    def read() -> None:
+        for raw in sys.stdin:
+            message = json.loads(raw) if raw.strip() else None
+            with arrived:
+                if message == {"cancel": True}:
+                    stop.set()
+                elif message is not None:
+                    jobs.append(message)
+                arrived.notify()
+        with arrived:
+            jobs.append(None)
+            arrived.notify()
+
+    threading.Thread(target=read, daemon=True).start()
+    emit("log", level="info", message="Worker ready")
+    while True:
+        with arrived:
+            arrived.wait_for(lambda: bool(jobs))
+            job = jobs.pop(0)
+        if job is None:
+            return 0
+        stop.clear()
+        name = os.path.basename(str(job.get("output", "")))
+        scenario = next((known for known in SCENARIOS if name.startswith(known)), default_scenario)
+        if act("run", job, scenario, stop.is_set) not in (0, 2, 130):
+            emit("error", code="internal", message=f"Internal error (scenario {scenario})")
 
 
 if __name__ == "__main__":
