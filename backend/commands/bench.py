@@ -164,6 +164,8 @@ def bench(args: argparse.Namespace) -> str:
                 for flag, value in (("--model", args.model), ("--nfe", args.nfe), ("--threads", args.threads)):
                     if value is not None:
                         flags += [flag, str(value)]
+                if args.keep_clear is not None:
+                    flags.append("--keep-clear" if args.keep_clear else "--no-keep-clear")
                 stats, wall, rss = run_backend([args.algorithm, *flags])
                 net = network_seconds(args, stats["tiles"], runtime)
                 rows.append(BenchRow(size, runtime, stats["tiles"], wall, stats["seconds"], rss, net))
@@ -173,13 +175,18 @@ def bench(args: argparse.Namespace) -> str:
                 os.remove(path)
     title = (
         f"Model {stats.get('model')}, NFE {stats.get('nfe')}, device {args.device}, batch {args.batch}, "
-        f"threads {stats.get('threads')}; GDAL_CACHEMAX {os.environ.get('GDAL_CACHEMAX', 'GDAL default')}"
+        f"threads {stats.get('threads')}, keep-clear {_keep_clear_label(args.keep_clear)}; "
+        f"GDAL_CACHEMAX {os.environ.get('GDAL_CACHEMAX', 'GDAL default')}"
     )
     notes = (
         "Pipeline: the run's own seconds (reading, tiling, network, blending, writing), without process start and "
         "model loading; overhead: pipeline seconds over network-only seconds (random tiles, as many, same batch)."
     )
     return "\n".join([title, "", HEADER, *(row.markdown() for row in rows), "", notes])
+
+
+def _keep_clear_label(keep_clear: bool | None) -> str:
+    return "the run's default" if keep_clear is None else ("on" if keep_clear else "off")
 
 
 def _sizes(text: str) -> list[int]:
@@ -207,6 +214,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--batch", type=int, default=4, help="tiles per network call")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads")
+    parser.add_argument(
+        "--keep-clear",
+        dest="keep_clear",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run with or without keep-clear (default: the run's default; its cloud mask is not in network-only)",
+    )
     parser.add_argument("--sample-dir", type=Path, default=SAMPLE_DIR, help="folder with the SEN12MS-CR sample")
     per_tile = parser.add_argument_group("per-tile timing (python -m backend bench --per-tile)")
     per_tile.add_argument(
