@@ -18,12 +18,15 @@ MODEL = (
     "scaling and tile size; the <i>Cloud removal</i> panel shows its card (bands, training data, metrics).</li>"
 )
 
-KEEP_CLEAR = (
+KEEP_CLEAR_PIXELS = (
     "<li><b>Keep clear pixels</b> (advanced, on by default): the input is kept bit for bit where the cloud mask "
     "finds no cloud (s2cloudless probability below the <b>cloud threshold</b>, 0.4 by default; a brightness rule for "
     "RGB images) and the model's output is used only under clouds, feathered at the mask's edge. On a clear scene "
     "the output equals the input. The cloud fraction is reported in the log and as the <i>CLOUD_FRACTION</i> output. "
     "Turn it off to let the model rewrite every pixel.</li>"
+)
+
+KEEP_CLEAR = KEEP_CLEAR_PIXELS + (
     "<li><b>Cloud mask</b> and <b>change</b> outputs (optional): the cloud mask used (1 cloud, 0 clear) and how much "
     "each pixel changed, to see where the model worked.</li>"
 )
@@ -45,17 +48,17 @@ BACKEND = (
 )
 
 
-def build_help(summary: str, inputs: list[str], settings: list[str], citation: str) -> str:
+def build_help(summary: str, inputs: list[str], settings: list[str], citation: str = "") -> str:
     """Return one help string: QGIS turns every newline into a line break, so the HTML is joined into one line.
 
     Args:
         summary: what the algorithm does, one paragraph (HTML).
         inputs: one ``<li>`` per input (HTML).
         settings: one ``<li>`` per setting (HTML); the shared ones above are there to be included.
-        citation: the paper to cite (HTML, without ``<p>``).
+        citation: the paper to cite (HTML, without ``<p>``), or empty.
     """
     html = (
         f"<p>{summary}</p><h3>Inputs</h3><ul>{''.join(inputs)}</ul><h3>Settings</h3><ul>{''.join(settings)}</ul>"
-        f"{BACKEND}<p>Please cite: {citation}</p>"
+        f"{BACKEND}" + (f"<p>Please cite: {citation}</p>" if citation else "")
     )
     return " ".join(html.split())

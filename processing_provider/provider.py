@@ -1,4 +1,4 @@
-"""The "Cloud removal" Processing provider: one algorithm per method."""
+"""The "Cloud removal" Processing provider: one algorithm per method, the cloud mask, and many scenes at once."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from .dbcr import DbcrAlgorithm
 from .de import DeAlgorithm
 from .diffcr import DiffcrAlgorithm
 from .inputs import ICONS
+from .many_scenes import ManyScenesAlgorithm
 
 ICON = ICONS / "cloud_removal.svg"
 
@@ -49,5 +50,7 @@ class CloudRemovalProvider(QgsProcessingProvider):
         The algorithms import nothing heavy and load even when the backend is missing: they say so, with the fix,
         when run (``checkParameterValues``), so the toolbox never loses them.
         """
-        for algorithm in (DbcrAlgorithm(), DiffcrAlgorithm(), DeAlgorithm(), CloudMaskAlgorithm()):
+        for algorithm in (
+            DbcrAlgorithm(), DiffcrAlgorithm(), DeAlgorithm(), CloudMaskAlgorithm(), ManyScenesAlgorithm(),
+        ):  # fmt: skip
             self.addAlgorithm(algorithm)

@@ -17,7 +17,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-ALGORITHMS = ["cloudremoval:cloudmask", "cloudremoval:dbcr", "cloudremoval:de", "cloudremoval:diffcr"]
+ALGORITHMS = [
+    "cloudremoval:cloudmask", "cloudremoval:dbcr", "cloudremoval:de", "cloudremoval:diffcr", "cloudremoval:manyscenes",
+]  # fmt: skip
 SHARED = {
     "NFE": QgsProcessingParameterNumber,
     "MODEL": QgsProcessingParameterString,
@@ -28,11 +30,12 @@ SHARED = {
     "KEEP_CLEAR": QgsProcessingParameterBoolean,
     "CLOUD_THRESHOLD": QgsProcessingParameterNumber,
     "ADAPT": QgsProcessingParameterNumber,
+    "COG": QgsProcessingParameterBoolean,
     "OUTPUT": QgsProcessingParameterRasterDestination,
     "CLOUD_MASK": QgsProcessingParameterRasterDestination,
     "CHANGE": QgsProcessingParameterRasterDestination,
 }
-ADVANCED = {"DEVICE", "RUNTIME", "TILE_SIZE", "OVERLAP", "KEEP_CLEAR", "CLOUD_THRESHOLD", "ADAPT"}
+ADVANCED = {"DEVICE", "RUNTIME", "TILE_SIZE", "OVERLAP", "KEEP_CLEAR", "CLOUD_THRESHOLD", "ADAPT", "COG"}
 
 
 def definitions(algorithm_id: str) -> dict[str, Any]:
@@ -40,7 +43,7 @@ def definitions(algorithm_id: str) -> dict[str, Any]:
     return {definition.name(): definition for definition in algorithm.parameterDefinitions()}
 
 
-def test_provider_lists_the_four_algorithms(provider: Any) -> None:
+def test_provider_lists_the_algorithms(provider: Any) -> None:
     assert provider.id() == "cloudremoval"
     assert provider.name() == "Cloud removal"
     assert not provider.icon().isNull()
@@ -122,6 +125,27 @@ def test_parameter_bounds_are_the_backends(provider: Any, plugin_package: Any, a
     assert [key for key, _ in algorithm.RUNTIMES] == list(RUN_SETTINGS["runtime"].choices)
 
 
+def test_many_scenes_parameters(provider: Any, plugin_package: Any) -> None:
+    from cloud_removal.backend.protocol import RUN_SETTINGS
+    from cloud_removal.processing_provider.compat import FLAG_ADVANCED
+
+    algorithm = QgsApplication.processingRegistry().algorithmById("cloudremoval:manyscenes")
+    assert algorithm.group() == "Remove clouds" and "optical,sar,output" in algorithm.shortHelpString()
+    parameters = definitions("cloudremoval:manyscenes")
+    assert list(parameters) == [
+        "METHOD", "SCENES", "FOLDER", "NFE", "MODEL", "DEVICE", "KEEP_CLEAR", "WORKERS", "SCHEDULER", "OUTPUT_FOLDER",
+    ]  # fmt: skip
+    assert parameters["METHOD"].options()[0].startswith("DB-CR")
+    nfe = RUN_SETTINGS["nfe"]
+    assert (parameters["NFE"].minimum(), parameters["NFE"].maximum()) == (nfe.minimum, nfe.maximum)
+    assert parameters["WORKERS"].defaultValue() == 1 and parameters["WORKERS"].minimum() == 1
+    assert {key for key, value in parameters.items() if value.flags() & FLAG_ADVANCED} == {
+        "DEVICE", "KEEP_CLEAR", "SCHEDULER",
+    }  # fmt: skip
+    outputs = {output.name() for output in algorithm.outputDefinitions()}
+    assert outputs == {"OUTPUT_FOLDER", "WRITTEN", "SKIPPED", "FAILED"}
+
+
 def test_cloudmask_bounds_are_the_backends(provider: Any, plugin_package: Any) -> None:
     from cloud_removal.backend.protocol import CLOUD_MASK_SETTINGS
 
@@ -160,6 +184,7 @@ def test_qgis_process_lists_the_provider_from_a_throwaway_profile(qgis_process: 
     assert "cloudremoval:diffcr\tDiffCR (Sentinel-2, multi-date)" in listing.stdout
     assert "cloudremoval:de\tDE (high-resolution RGB / RGB+NIR)" in listing.stdout
     assert "cloudremoval:cloudmask\t" in listing.stdout
+    assert "cloudremoval:manyscenes\tRemove clouds from many scenes" in listing.stdout
     help_text = qgis_process("help", "cloudremoval:diffcr")
     assert help_text.returncode == 0, help_text.text
     for name in ("OPTICAL", "SAR", "NFE", "MODEL", "DEVICE", "RUNTIME", "KEEP_CLEAR", "CLOUD_MASK", "OUTPUT"):
