@@ -206,7 +206,9 @@ class WarmWorker:
         feedback.pushInfo(f"Starting the backend worker (process {process.pid}); it keeps models loaded for next runs.")
         if not _wait_ready(process, feedback):
             process.stop()
-            feedback.pushInfo("This backend has no worker (`serve`); running the job in its own process.")
+            feedback.pushInfo(
+                "The backend worker did not start (a backend without `serve`?); running the job in its own process."
+            )
             return None
         with self._state:
             self._process = process

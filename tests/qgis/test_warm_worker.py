@@ -160,7 +160,7 @@ def test_a_backend_without_serve_runs_one_shot(
     feedback = Feedback()
     _, ok = run_dbcr(tmp_path / "out.tif", feedback)
     assert ok, feedback.errors
-    assert any("has no worker" in info for info in feedback.infos), feedback.infos
+    assert any("worker did not start" in info for info in feedback.infos), feedback.infos
     assert fake_serve.WORKER.pid is None
 
 
