@@ -21,7 +21,7 @@ DEFAULT_DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "
 HELD_OUT_PLACES = ("87_48", "ROIs1970_21", "Pasture_300")
 ALGORITHMS = ("dbcr", "diffcr", "de", "de-reference")
 # Flags whose default is the method's own recipe (its settings dataclass), so each method keeps its defaults.
-RECIPE_FLAGS = ("steps", "batch", "crop", "lr", "seed", "eval_every")
+RECIPE_FLAGS = ("steps", "batch", "crop", "lr", "seed", "eval_every", "real_share")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--eval-every", type=int, default=None)
+    parser.add_argument(
+        "--real-share", type=float, default=None, help="dbcr only: share of each batch from real cloudy/clear pairs"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument(
         "--reference", default=None, help="de only: the trained reference network, name or file "
@@ -59,7 +62,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def recipe(defaults: Any, args: argparse.Namespace, **more: Any) -> Any:
     """A method's settings dataclass with the flags the user gave (the others keep the method's defaults)."""
-    given = {flag: getattr(args, flag) for flag in RECIPE_FLAGS if getattr(args, flag, None) is not None}
+    given = {
+        flag: getattr(args, flag)
+        for flag in RECIPE_FLAGS
+        if getattr(args, flag, None) is not None and hasattr(defaults, flag)  # --real-share is DB-CR's alone
+    }
     return dataclasses.replace(defaults, **given, **more)
 
 
