@@ -198,7 +198,10 @@ class ManyScenesAlgorithm(QgsProcessingAlgorithm):
         if problem:
             raise QgsProcessingException(problem)
         algorithm, csv_file, folder = self._scenes(parameters, context)
-        out_dir = Path(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
+        out_text = self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)
+        if not out_text:
+            raise QgsProcessingException("Choose the output folder.")
+        out_dir = Path(out_text)
         with tempfile.TemporaryDirectory(prefix="cloud_removal_batch_") as temporary:
             if csv_file is None:
                 assert folder is not None
