@@ -17,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-VARIANTS = {"plain": [], "keep-clear": ["--keep-clear"]}
+# "default" is what a user gets (clear pixels kept); "no-keep-clear" lets the model rewrite every pixel.
+VARIANTS = {"default": [], "no-keep-clear": ["--no-keep-clear"]}
 
 
 def variants(adapt: int) -> dict[str, list[str]]:
@@ -53,7 +54,7 @@ def main() -> int:
     parser.add_argument("--adapt", type=int, default=60, help="adaptation steps (0: no adapted variants)")
     parser.add_argument("--model", help="model name or file (default: the method's shipped model)")
     parser.add_argument("--runtime", default="torch", help="torch or onnxruntime")
-    parser.add_argument("--only", nargs="+", help="run only these variants (e.g. plain adapt30)")
+    parser.add_argument("--only", nargs="+", help="run only these variants (e.g. default adapt30)")
     args = parser.parse_args()
     for name in args.sets:
         lines = [

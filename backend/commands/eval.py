@@ -185,7 +185,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the diffusion methods' starting noise")
     parser.add_argument("--grid-rows", type=int, default=DEFAULT_GRID_ROWS, help="images shown in grid.png")
     parser.add_argument(
-        "--keep-clear", action="store_true", help="keep clear pixels as they are, as `run --keep-clear`"
+        "--keep-clear",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep clear pixels as they are, as `run` does by default (--no-keep-clear: the model's every pixel)",
     )
     parser.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch", help="as `run --runtime`")
     parser.add_argument(
