@@ -15,9 +15,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from backend.errors import BackendError, BadInputError
+from backend.errors import BackendError, BadInputError, CancelledError
 from backend.job import JOB_FIELDS, RUNTIMES, SAR_SCALES, Job, read_job_file
-from backend.protocol import EXIT_USER_ERROR
+from backend.protocol import EXIT_CANCELLED, EXIT_USER_ERROR
 from backend.reporter import Reporter
 
 
@@ -183,5 +183,9 @@ def handle(args: argparse.Namespace) -> int:
     except BackendError as error:
         reporter.emit("error", code=error.code, message=error.message)
         return EXIT_USER_ERROR
-    with cancel_on_signals() as stop:
-        return execute(job, reporter, stop.is_set)
+    try:
+        with cancel_on_signals() as stop:
+            return execute(job, reporter, stop.is_set)
+    except CancelledError:  # a second signal while the job was already answering
+        reporter.emit("cancelled")
+        return EXIT_CANCELLED

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from backend.cancel import cancel_on_signals
+from backend.cancel import GRACE_S, cancel_on_signals
 from backend.errors import CancelledError
 from backend.job import Job
 from backend.protocol import EXIT_CANCELLED, decode_event
@@ -25,6 +25,22 @@ def test_the_first_signal_asks_the_second_stops_where_it_is():
         with pytest.raises(CancelledError):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # the handler raises here, long before the sleep ends
+
+
+def test_a_run_still_busy_after_the_grace_period_is_stopped_where_it_is():
+    started = time.monotonic()
+    with pytest.raises(CancelledError), cancel_on_signals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.is_set()
+        time.sleep(10)  # a network call that would not return for a long time
+    assert time.monotonic() - started < GRACE_S + 1.0
+
+
+def test_a_run_that_stops_in_time_gets_no_second_signal():
+    with cancel_on_signals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.is_set()
+    time.sleep(GRACE_S + 0.3)  # the timer was cancelled: nothing is raised here
 
 
 def test_signals_are_handed_back_after_the_block():
