@@ -21,9 +21,7 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
@@ -31,29 +29,13 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
-from ..backend.protocol import RUN_SETTINGS, Setting
+from ..backend.protocol import RUN_SETTINGS
 from . import settings
 from .backend_process import backend_problem, run_job
-from .compat import DOUBLE, FLAG_ADVANCED, INTEGER, TYPE_RASTER
+from .compat import TYPE_RASTER
 from .inputs import ICONS, model_argument, raster_file
+from .parameters import DEVICES, RUNTIMES, advanced, choice_parameter, number_parameter
 from .styling import style_on_load
-
-DEVICE_LABELS = {"auto": "Automatic (GPU when available)", "cpu": "CPU", "cuda": "GPU (CUDA)"}
-RUNTIME_LABELS = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime"}
-
-
-def number_parameter(
-    key: str, description: str, setting: Setting, default: Any, optional: bool = False, minimum: Any = None
-) -> QgsProcessingParameterNumber:
-    """A number parameter with the bounds of a run setting (``minimum``: a lower "no value", e.g. tile size 0)."""
-    kind = DOUBLE if setting.kind is float else INTEGER
-    low = setting.minimum if minimum is None else minimum
-    parameter = QgsProcessingParameterNumber(key, description, kind, default, optional)
-    if low is not None:
-        parameter.setMinimum(low)
-    if setting.maximum is not None:
-        parameter.setMaximum(setting.maximum)
-    return parameter
 
 
 class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
@@ -81,8 +63,8 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
     CHANGE = "CHANGE"
     CLOUD_FRACTION = "CLOUD_FRACTION"
 
-    DEVICES = tuple((key, DEVICE_LABELS[key]) for key in RUN_SETTINGS["device"].choices)
-    RUNTIMES = tuple((key, RUNTIME_LABELS[key]) for key in RUN_SETTINGS["runtime"].choices)
+    DEVICES = DEVICES
+    RUNTIMES = RUNTIMES
     OUTPUT_DESCRIPTION = "Cloud-free image"
 
     BACKEND_ALGORITHM = ""
@@ -131,20 +113,8 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             QgsProcessingParameterString(self.MODEL, "Model (a shipped name or a .safetensors file)", model)
         )
-        self._add_advanced(
-            QgsProcessingParameterEnum(
-                self.DEVICE, "Device", [label for _, label in self.DEVICES], False, _index(self.DEVICES, choices.device)
-            )
-        )
-        self._add_advanced(
-            QgsProcessingParameterEnum(
-                self.RUNTIME,
-                "Runtime",
-                [label for _, label in self.RUNTIMES],
-                False,
-                _index(self.RUNTIMES, choices.runtime),
-            )
-        )
+        self._add_advanced(choice_parameter(self.DEVICE, "Device", self.DEVICES, choices.device))
+        self._add_advanced(choice_parameter(self.RUNTIME, "Runtime", self.RUNTIMES, choices.runtime))
         tile = RUN_SETTINGS["tile_size"]
         description = "Tile size in pixels (0: the model's own)"
         self._add_advanced(number_parameter(self.TILE_SIZE, description, tile, choices.tile_size, minimum=tile.unset))
@@ -172,8 +142,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.CLOUD_FRACTION, "Cloud fraction (0-1)"))
 
     def _add_advanced(self, parameter: QgsProcessingParameterDefinition) -> None:
-        parameter.setFlags(parameter.flags() | FLAG_ADVANCED)
-        self.addParameter(parameter)
+        self.addParameter(advanced(parameter))
 
     def checkParameterValues(self, parameters: dict[str, Any], context: QgsProcessingContext) -> tuple[bool, str]:
         """Refuse to start when the backend is missing or there are too many dates, saying what to do."""
@@ -301,7 +270,3 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         if parameters.get(key) in (None, "") and self.parameterDefinition(key).defaultValue() in (None, ""):
             return None
         return self.parameterAsInt(parameters, key, context)
-
-
-def _index(options: tuple[tuple[str, str], ...], value: str) -> int:
-    return next((index for index, (key, _) in enumerate(options) if key == value), 0)

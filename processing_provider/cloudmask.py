@@ -19,9 +19,9 @@ from qgis.PyQt.QtGui import QIcon
 from ..backend.protocol import CLOUD_MASK_SETTINGS
 from . import settings
 from .backend_process import backend_problem, run_job
-from .base import number_parameter
 from .compat import FLAG_ADVANCED
 from .inputs import ICONS, raster_file
+from .parameters import number_parameter
 from .styling import style_on_load
 
 _HELP_HTML = """<p>Finds the clouds in a Sentinel-2 Level-1C image with s2cloudless, a per-pixel classifier (gradient

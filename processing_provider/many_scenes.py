@@ -1,15 +1,15 @@
 """Remove clouds from many scenes: one Processing run of ``python -m backend batch`` over a scene list or a folder.
 
 The scenes come as the batch command's CSV file (``optical,sar,output``; several dates ``;``-separated; relative
-paths from the CSV's folder) or as a folder of optical rasters (written into such a list here, without Sentinel-1).
-The settings every scene shares are handed over as a job file (the keys of the backend's job, bounded by
-``RUN_SETTINGS``), never as flags. The backend runs one dask task per scene, names failed scenes while the others
-go on, and skips outputs that are already complete, so running again finishes what is left.
+paths from the CSV's folder) or as a folder of optical rasters (written into such a list, without Sentinel-1,
+by ``scene_list.py``). The settings every scene shares are handed over as a job file (the keys of the backend's job,
+bounded by ``RUN_SETTINGS``), never as flags. The backend runs one dask task per scene (its events relayed by
+``batch_relay.py``), names failed scenes while the others go on, and skips outputs that are already complete, so
+running again finishes what is left.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import tempfile
@@ -35,11 +35,13 @@ from qgis.PyQt.QtGui import QIcon
 from ..backend import protocol
 from ..backend.protocol import RUN_SETTINGS
 from . import settings
-from .backend_process import CANCELLED, EventRelay, backend_problem, remove_outputs, run_process
-from .base import DEVICE_LABELS, number_parameter
+from .backend_process import CANCELLED, backend_problem, remove_outputs, run_process
+from .batch_relay import BatchRelay
 from .compat import FLAG_ADVANCED, INTEGER
 from .help import KEEP_CLEAR_PIXELS, NFE_TRADE_OFF, build_help
 from .inputs import ICONS, model_argument
+from .parameters import DEVICES, choice_parameter, number_parameter
+from .scene_list import count_rows, folder_scene_list
 
 if hasattr(Qgis, "ProcessingFileParameterBehavior"):  # QGIS >= 3.36
     FOLDER_BEHAVIOUR = Qgis.ProcessingFileParameterBehavior.Folder
@@ -47,8 +49,6 @@ else:
     FOLDER_BEHAVIOUR = QgsProcessingParameterFile.Behavior.Folder
 METHODS = (("dbcr", "DB-CR (Sentinel-1 + Sentinel-2)"), ("diffcr", "DiffCR (Sentinel-2)"), ("de", "DE (RGB / RGB+NIR)"))
 NEEDS_SAR = {"dbcr"}
-RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".png")
-OUTPUT_SUFFIX = "_cloudfree.tif"  # the batch command's default output name: stem + this
 
 HELP = build_help(
     summary="Removes clouds from many scenes in one run, one after another or several at once on this machine's "
@@ -94,7 +94,7 @@ class ManyScenesAlgorithm(QgsProcessingAlgorithm):
     SKIPPED = "SKIPPED"
     FAILED = "FAILED"
 
-    DEVICES = tuple((key, DEVICE_LABELS[key]) for key in RUN_SETTINGS["device"].choices)
+    DEVICES = DEVICES
 
     def name(self) -> str:
         """Return the algorithm id within the provider (``cloudremoval:manyscenes``)."""
@@ -153,9 +153,7 @@ class ManyScenesAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(number_parameter(self.NFE, description, RUN_SETTINGS["nfe"], None, True))
         model = QgsProcessingParameterString(self.MODEL, "Model (empty: the method's own)", "", False, True)
         self.addParameter(model)
-        device = QgsProcessingParameterEnum(
-            self.DEVICE, "Device", [label for _, label in self.DEVICES], False, _index(self.DEVICES, choices.device)
-        )
+        device = choice_parameter(self.DEVICE, "Device", self.DEVICES, choices.device)
         keep = QgsProcessingParameterBoolean(
             self.KEEP_CLEAR, "Keep clear pixels (the model fills only the clouds)", choices.keep_clear
         )
@@ -274,107 +272,3 @@ class ManyScenesAlgorithm(QgsProcessingAlgorithm):
         if job["keep_clear"]:
             job["cloud_threshold"] = settings.load_choices().cloud_threshold
         return job
-
-
-def folder_scene_list(folder: Path, target: Path) -> Path:
-    """Write the scene list of a folder's optical rasters (earlier outputs left out) to ``target``.
-
-    Raises:
-        QgsProcessingException: the folder holds no raster.
-    """
-    rasters = sorted(
-        path
-        for path in folder.iterdir()
-        if path.is_file() and path.suffix.lower() in RASTER_SUFFIXES and not path.name.endswith(OUTPUT_SUFFIX)
-    )
-    if not rasters:
-        suffixes = ", ".join(RASTER_SUFFIXES)
-        raise QgsProcessingException(f"The folder {folder} holds no optical raster ({suffixes}).")
-    with open(target, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["optical", "sar", "output"])
-        writer.writerows([str(path), "", ""] for path in rasters)
-    return target
-
-
-def count_rows(csv_file: Path) -> int:
-    """How many scenes a scene list seems to hold (for the progress bar until the backend says)."""
-    try:
-        with open(csv_file, encoding="utf-8-sig", newline="") as handle:
-            return max(0, sum(1 for row in csv.reader(handle) if any(cell.strip() for cell in row)) - 1)
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return 0
-
-
-class BatchRelay(EventRelay):
-    """Turns the batch command's events into feedback: each scene's start, end and failure; one progress bar."""
-
-    def __init__(self, feedback: QgsProcessingFeedback, total: int) -> None:
-        """Relay to ``feedback``; ``total`` is the scenes expected until the backend counts them."""
-        super().__init__(feedback)
-        self.total = total
-        self.done = 0
-        self.failed: dict[str, str] = {}
-        self.started: list[str] = []  # the scenes' output names, as the backend names them
-        self._scene_parts: dict[str, float] = {}
-
-    def _handle(self, line: str) -> None:
-        event = protocol.decode_event(line)
-        if event is None:
-            self._feedback.pushConsoleInfo(line)
-            return
-        scene = event.get("scene")
-        if scene is None:
-            self._overall(event)
-        else:
-            self._scene(str(scene), event)
-
-    def _overall(self, event: protocol.Event) -> None:
-        feedback = self._feedback
-        if event.kind == "progress" and event.get("unit") == "scenes":
-            self.done, self.total = int(event.get("done", 0)), int(event.get("total", 0) or self.total)
-            feedback.pushInfo(f"Scenes: {self.done} of {self.total} done")
-            self._progress()
-        elif event.kind == "log":
-            self.log(event)
-        elif event.kind == "finished":
-            self.finished = self.answer = event
-        elif event.kind == "error":
-            self.error = self.answer = event
-            for failure in event.get("failed") or []:
-                if isinstance(failure, dict) and failure.get("scene") not in self.failed:
-                    self.failed[str(failure.get("scene"))] = str(failure.get("message", ""))
-
-    def _scene(self, scene: str, event: protocol.Event) -> None:
-        feedback = self._feedback
-        if event.kind == "started":
-            self.started.append(scene)
-            feedback.pushInfo(f"{scene}: started ({event.get('tiles', '?')} tiles on {event.get('device', '?')})")
-        elif event.kind == "progress" and not event.get("phase"):
-            total = float(event.get("total") or 0)
-            if total:
-                self._scene_parts[scene] = float(event.get("done", 0)) / total
-                feedback.setProgressText(f"{scene}: {event.get('done')}/{event.get('total')} tiles")
-                self._progress()
-        elif event.kind == "log":
-            self.log(event, f"{scene}: ")
-        elif event.kind == "finished":
-            self._scene_parts.pop(scene, None)
-            if event.get("skipped"):
-                feedback.pushInfo(f"{scene}: already complete, skipped")
-            else:
-                feedback.pushInfo(f"{scene}: written ({event.get('output')})")
-        elif event.kind in ("error", "cancelled"):
-            self._scene_parts.pop(scene, None)
-            message = str(event.get("message") or event.kind)
-            self.failed[scene] = message
-            feedback.reportError(f"{scene} failed: {message}", False)
-
-    def _progress(self) -> None:
-        if self.total:
-            done = self.done + sum(self._scene_parts.values())
-            self._feedback.setProgress(min(100.0, 100.0 * done / self.total))
-
-
-def _index(options: tuple[tuple[str, str], ...], value: str) -> int:
-    return next((index for index, (key, _) in enumerate(options) if key == value), 0)

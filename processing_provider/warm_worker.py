@@ -2,9 +2,10 @@
 
 The panel, batch mode and modeler chains all reach the backend through the algorithms' ``processAlgorithm`` and
 ``backend_process.run_job``, which hands removal jobs here. Processing runs algorithms on worker threads, so a lock
-gives the process one job at a time; a second run waits and says so. The process is started with the launcher of
-``backend_command`` (plugin folder, ``-E -u``); two reader threads put its stdout and stderr lines on a queue that
-the job's own thread relays to its feedback, so nothing here touches the GUI thread except a short shutdown.
+gives the process one job at a time; a second run waits and says so. The process (``worker_process.py``) is started
+with the launcher of ``backend_command`` (plugin folder, ``-E -u``); two reader threads put its stdout and stderr
+lines on a queue that the job's own thread relays to its feedback, so nothing here touches the GUI thread except a
+short shutdown.
 
 A job is one JSON line on the worker's stdin, answered with the events of ``run --events``; Cancel sends
 ``{"cancel": true}`` and waits for the ``cancelled`` event, leaving the worker running. A worker that stopped
@@ -17,26 +18,16 @@ from __future__ import annotations
 import json
 import os
 import queue
-import subprocess
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsSettings
-from qgis.PyQt.QtCore import QCoreApplication, QThread
 
-from .backend_process import (
-    CANCELLED,
-    EventRelay,
-    OutputLines,
-    backend_command,
-    missing_module_message,
-    remove_outputs,
-)
-from .settings import PLUGIN_DIR
+from .backend_process import CANCELLED, EventRelay, OutputLines, missing_module_message, remove_outputs
+from .worker_process import POLL_S, WorkerProcess, keep_gui_alive, stopped_sentence, wait_ready
 
 ENV_WARM_WORKER = "CLOUD_REMOVAL_WARM_WORKER"
 """Environment variable: ``0`` (or ``off``, ``false``, ``no``) runs every job in a fresh process."""
@@ -44,12 +35,7 @@ ENV_WARM_WORKER = "CLOUD_REMOVAL_WARM_WORKER"
 SETTINGS_WARM_WORKER = "cloud_removal/warm_worker"
 """QgsSettings key (bool, default true): keep one backend worker for the session."""
 
-_POLL_S = 0.1
-_READY_TIMEOUT_S = 120.0  # the first start imports numpy/rasterio on a cold disk
 _CANCEL_TIMEOUT_S = 30.0  # the backend stops at the next batch of tiles; a CPU batch may take a while
-_STOP_TIMEOUT_S = 3.0
-_STDERR_KEPT = 20
-_Line = tuple[str, bytes] | None  # ("out" | "err", raw line); None: stdout ended
 
 
 def enabled() -> bool:
@@ -60,88 +46,13 @@ def enabled() -> bool:
     return bool(QgsSettings().value(SETTINGS_WARM_WORKER, True, type=bool))
 
 
-class _Process:
-    """One ``serve`` process, its reader threads and the queue they fill."""
-
-    def __init__(self, python: Path) -> None:
-        program, arguments = backend_command(python, ["serve"])
-        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # Windows: no console window beside QGIS
-        self.python = python
-        self.popen = subprocess.Popen(
-            [program, *arguments], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=str(PLUGIN_DIR), creationflags=flags,
-        )  # fmt: skip
-        self.lines: queue.Queue[_Line] = queue.Queue()
-        self.stderr: deque[str] = deque(maxlen=_STDERR_KEPT)
-        self.stopping = False  # shut down on purpose: its end is no crash
-        self.reported = False  # its end was already told to the user
-        assert self.popen.stdout is not None and self.popen.stderr is not None
-        for name, stream, end in (("out", self.popen.stdout, True), ("err", self.popen.stderr, False)):
-            thread = threading.Thread(
-                target=self._read, args=(name, stream, end), name=f"cloud-removal-worker-{name}", daemon=True
-            )
-            thread.start()
-
-    def _read(self, name: str, stream: IO[bytes], end: bool) -> None:
-        try:
-            for raw in iter(stream.readline, b""):
-                self.lines.put((name, raw))
-        except (OSError, ValueError):  # closed under us at shutdown
-            pass
-        if end:
-            self.lines.put(None)
-
-    @property
-    def pid(self) -> int:
-        """The process id."""
-        return int(self.popen.pid)
-
-    def exit_code(self, wait: float = 0.0) -> int | None:
-        """The exit code once it has ended (waiting up to ``wait`` seconds), else None."""
-        try:
-            return self.popen.wait(wait) if wait else self.popen.poll()
-        except subprocess.TimeoutExpired:
-            return None
-
-    def send(self, message: dict[str, Any]) -> bool:
-        """Write one JSON line to its stdin; False when it has gone."""
-        stdin = self.popen.stdin
-        try:
-            assert stdin is not None
-            stdin.write((json.dumps(message) + "\n").encode("utf-8"))
-            stdin.flush()
-        except (OSError, ValueError):
-            return False
-        return True
-
-    def stop(self, timeout: float = _STOP_TIMEOUT_S) -> None:
-        """End it: cancel what runs, close its stdin (the worker's end), kill it if it does not go in time."""
-        self.stopping = True
-        if self.exit_code() is None:
-            self.send({"cancel": True})
-            try:
-                assert self.popen.stdin is not None
-                self.popen.stdin.close()
-            except OSError:
-                pass
-            if self.exit_code(timeout) is None:
-                self.popen.kill()
-                self.exit_code(1.0)
-        for stream in (self.popen.stdout, self.popen.stderr):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:  # a reader thread may still hold it
-                    pass
-
-
 class WarmWorker:
     """The session's backend worker: started on the first job, restarted after it stopped, one job at a time."""
 
     def __init__(self) -> None:
         self._jobs = threading.Lock()  # held for a whole job
         self._state = threading.Lock()  # guards _process between a job's thread and shutdown
-        self._process: _Process | None = None
+        self._process: WorkerProcess | None = None
 
     @property
     def pid(self) -> int | None:
@@ -167,8 +78,8 @@ class WarmWorker:
         """
         if not self._jobs.acquire(blocking=False):
             feedback.pushInfo("Another cloud-removal run is using the backend worker; this one waits for it to end…")
-            while not self._jobs.acquire(timeout=_POLL_S):
-                _keep_gui_alive()
+            while not self._jobs.acquire(timeout=POLL_S):
+                keep_gui_alive()
                 if feedback.isCanceled():
                     raise QgsProcessingException(CANCELLED)
         try:
@@ -186,7 +97,7 @@ class WarmWorker:
         if process is not None:
             process.stop()
 
-    def _ready_process(self, python: Path, feedback: QgsProcessingFeedback) -> _Process | None:
+    def _ready_process(self, python: Path, feedback: QgsProcessingFeedback) -> WorkerProcess | None:
         with self._state:
             process = self._process
         if process is not None and process.python != python:
@@ -199,12 +110,12 @@ class WarmWorker:
             if not process.reported and not process.stopping:
                 feedback.pushWarning(f"{stopped_sentence(code)}.")
         try:
-            process = _Process(python)
+            process = WorkerProcess(python)
         except OSError as error:
             feedback.pushDebugInfo(f"The backend worker could not start ({error}); running the job on its own.")
             return None
         feedback.pushInfo(f"Starting the backend worker (process {process.pid}); it keeps models loaded for next runs.")
-        if not _wait_ready(process, feedback):
+        if not wait_ready(process, feedback):
             process.stop()
             feedback.pushInfo(
                 "The backend worker did not start (a backend without `serve`?); running the job in its own process."
@@ -215,40 +126,11 @@ class WarmWorker:
         return process
 
 
-def stopped_sentence(code: int | None) -> str:
-    """What the user reads when the worker ended by itself."""
-    return f"The backend worker stopped (exit code {code}); restarting it"
-
-
-def _wait_ready(process: _Process, feedback: QgsProcessingFeedback) -> bool:
-    """Wait for the worker's first event (its ready line); False if it ended first or never answered."""
-    deadline = time.monotonic() + _READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if feedback.isCanceled():
-            process.stop()
-            raise QgsProcessingException(CANCELLED)
-        try:
-            item = process.lines.get(timeout=_POLL_S)
-        except queue.Empty:
-            _keep_gui_alive()
-            continue
-        if item is None:
-            return False
-        stream, raw = item
-        line = raw.decode("utf-8", errors="replace").strip()
-        if stream == "err":
-            process.stderr.append(line)
-        elif line.startswith("{") and '"event"' in line:
-            feedback.pushDebugInfo(f"Backend worker: {line}")
-            return True
-    return False
-
-
 class _Job:
     """One job on a ready worker: send it, relay its events, cancel on request, check the outcome."""
 
     def __init__(
-        self, process: _Process, feedback: QgsProcessingFeedback, output: Path, extra_outputs: Sequence[Path]
+        self, process: WorkerProcess, feedback: QgsProcessingFeedback, output: Path, extra_outputs: Sequence[Path]
     ) -> None:
         self.process = process
         self.feedback = feedback
@@ -294,9 +176,9 @@ class _Job:
                 self.process.reported = True
                 return False
             try:
-                item = self.process.lines.get(timeout=_POLL_S)
+                item = self.process.lines.get(timeout=POLL_S)
             except queue.Empty:
-                _keep_gui_alive()
+                keep_gui_alive()
                 continue
             if item is None:
                 return False
@@ -333,13 +215,6 @@ class _Job:
         finished = self.events.finished
         stats = finished.get("stats") if finished is not None else None
         return dict(stats) if isinstance(stats, dict) else {}
-
-
-def _keep_gui_alive() -> None:
-    """Let the GUI repaint when a job runs on the main thread (the Python console, a modeler run without a task)."""
-    application = QCoreApplication.instance()
-    if application is not None and QThread.currentThread() == application.thread():
-        QCoreApplication.processEvents()
 
 
 WORKER = WarmWorker()

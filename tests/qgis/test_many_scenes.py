@@ -91,14 +91,3 @@ def test_scenes_are_a_list_or_a_folder_and_db_cr_needs_radar(provider: Any, tmp_
     _, ok, feedback = run({"METHOD": 1, "SCENES": str(scenes), "FOLDER": str(tmp_path / "in"), "OUTPUT_FOLDER": out})
     assert not ok and "Give either a scene list (CSV file) or a folder" in feedback.errors[-1], feedback.errors
     assert not (tmp_path / "out").exists()
-
-
-def test_a_folder_becomes_a_scene_list_without_earlier_outputs(plugin_package: Any, tmp_path: Path) -> None:
-    from cloud_removal.processing_provider.many_scenes import count_rows, folder_scene_list
-
-    for name in ("b.tif", "a.TIFF", "a_cloudfree.tif", "notes.txt"):
-        (tmp_path / name).write_bytes(b"")
-    scenes = folder_scene_list(tmp_path, tmp_path / "scenes.csv")
-    lines = scenes.read_text(encoding="utf-8").splitlines()
-    assert lines == ["optical,sar,output", f"{tmp_path / 'a.TIFF'},,", f"{tmp_path / 'b.tif'},,"]
-    assert count_rows(scenes) == 2
