@@ -2,26 +2,23 @@
 
 Every choice is stored (``processing_provider/settings.py``) and becomes the default of the Processing
 algorithms, so the panel is also where the toolbox dialog, batch mode and the modeler get their starting values.
-The widgets' bounds are the backend's (``backend/protocol.py``, ``RUN_SETTINGS``), as the algorithms' are.
+The widgets' bounds are the backend's (``backend/protocol.py``, ``RUN_SETTINGS``), as the algorithms' are. The
+"Advanced" group (``advanced_settings.py``) and the run controls (``run_controls.py``) are widgets of their own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from qgis.core import QgsMapLayer, QgsProject, QgsRasterLayer, QgsSettings
-from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget, QgsFileWidget
+from qgis.core import QgsProject, QgsRasterLayer
+from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import QProcess, Qt
 from qgis.PyQt.QtWidgets import (
-    QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSpinBox,
@@ -36,10 +33,11 @@ from ..processing_provider.dbcr import DbcrAlgorithm
 from ..processing_provider.de import DeAlgorithm
 from ..processing_provider.diffcr import DiffcrAlgorithm
 from . import settings
+from .advanced_settings import AdvancedSettings
 from .environment import BackendCheck, BackendState, Gpu, describe_device, parse_nvidia_smi
 from .model_picker import ModelPicker
 from .project_layers import Inputs, PickError, pick_inputs
-from .run_task import DockRun, unique_path
+from .run_controls import RunControls
 
 METHODS = {algorithm.BACKEND_ALGORITHM: algorithm for algorithm in (DbcrAlgorithm, DiffcrAlgorithm, DeAlgorithm)}
 METHOD_TITLES = {
@@ -48,7 +46,6 @@ METHOD_TITLES = {
     "de": "DE — high-resolution RGB / RGB + NIR",
 }
 NFE_HINT = "Fewer steps: smoother, closer to the average. More: sharper, but may invent detail."
-OUTPUT_FOLDER = "cloud_removal/output_folder"
 COLOURS = {"found": "#1e7b34", "missing": "#b03a2e", "broken": "#b03a2e", "checking": "#7a7a7a"}
 
 
@@ -64,10 +61,6 @@ class CloudRemovalDock(QgsDockWidget):
         self.gpus: list[Gpu] = []
         self.check = BackendCheck(self)
         self.check.done.connect(self._backend_checked)
-        self.run = DockRun(self)
-        self.run.message.connect(self._run_message)
-        self.run.progress.connect(lambda value: self.progress.setValue(int(value)))
-        self.run.done.connect(self._run_done)
         self._loading = False
         self._build()
         self._load_choices()
@@ -106,7 +99,6 @@ class CloudRemovalDock(QgsDockWidget):
         form.addRow("Inputs", self.inputs)
         self.picker = ModelPicker()
         self.picker.changed.connect(self._model_changed)
-        self.picker.failed.connect(lambda text: self._say(text, "error"))
         form.addRow("Model", self.picker)
         self.nfe = QSpinBox()
         self.nfe.setRange(0, int(RUN_SETTINGS["nfe"].maximum or 0))  # 0: the model's own
@@ -125,67 +117,22 @@ class CloudRemovalDock(QgsDockWidget):
         form.addRow(self.detected)
         layout.addLayout(form)
 
-        self.advanced = advanced = QgsCollapsibleGroupBox("Advanced")
-        advanced_form = QFormLayout(advanced)
-        self.tile = QSpinBox()
-        tile = RUN_SETTINGS["tile_size"]
-        self.tile.setRange(run_settings.unset_value(tile), int(tile.maximum or 0))
-        self.tile.setSingleStep(tile.multiple)
-        self.tile.setSpecialValueText("the model's own")
-        self.tile.valueChanged.connect(self._save)
-        advanced_form.addRow("Tile size (px)", self.tile)
-        self.overlap = QSpinBox()
-        overlap = RUN_SETTINGS["overlap"]
-        self.overlap.setRange(run_settings.unset_value(overlap), int(overlap.maximum or 0))
-        self.overlap.setSpecialValueText("a quarter of the tile")
-        self.overlap.valueChanged.connect(self._save)
-        advanced_form.addRow("Overlap (px)", self.overlap)
-        self.runtime = QComboBox()
-        for key, label in DbcrAlgorithm.RUNTIMES:
-            self.runtime.addItem(label, key)
-        self.runtime.currentIndexChanged.connect(self._save)
-        advanced_form.addRow("Runtime", self.runtime)
-        self.keep_clear = QCheckBox("Keep clear pixels (fill only the clouds)")
-        self.keep_clear.toggled.connect(self._save)
-        advanced_form.addRow(self.keep_clear)
-        self.threshold = QDoubleSpinBox()
-        threshold = RUN_SETTINGS["cloud_threshold"]
-        self.threshold.setRange(float(threshold.minimum or 0), float(threshold.maximum or 1))
-        self.threshold.setSingleStep(0.05)
-        self.threshold.valueChanged.connect(self._save)
-        advanced_form.addRow("Cloud threshold", self.threshold)
-        self.folder = QgsFileWidget()
-        self.folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.folder.setFilePath(str(QgsSettings().value(OUTPUT_FOLDER, "", type=str)))
-        self.folder.fileChanged.connect(lambda path: QgsSettings().setValue(OUTPUT_FOLDER, path))
-        self.folder.lineEdit().setPlaceholderText("temporary files")
-        advanced_form.addRow("Save results in", self.folder)
-        advanced.setCollapsed(True)
-        layout.addWidget(advanced)
-
-        run_row = QHBoxLayout()
-        self.run_button = QPushButton("Run on current layers")
-        self.run_button.clicked.connect(self.run_on_project)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.run.cancel)
-        dialog_button = QToolButton()
-        dialog_button.setText("Dialog…")
-        dialog_button.setToolTip("Open the Processing dialog of this method, with these settings")
-        dialog_button.clicked.connect(self.open_dialog)
-        run_row.addWidget(self.run_button, 1)
-        run_row.addWidget(self.cancel_button)
-        run_row.addWidget(dialog_button)
-        layout.addLayout(run_row)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
-        self.progress.setVisible(False)
-        layout.addWidget(self.progress)
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        layout.addWidget(self.message)
+        self.advanced = AdvancedSettings()
+        self.advanced.changed.connect(self._save)
+        layout.addWidget(self.advanced)
+        self.controls = RunControls()
+        self.controls.run_requested.connect(self.run_on_project)
+        self.controls.dialog_requested.connect(self.open_dialog)
+        self.picker.failed.connect(lambda text: self.controls.say(text, "error"))
+        layout.addWidget(self.controls)
+        # The panel's widgets by name, as tests and the GUI driver reach them.
+        advanced, controls = self.advanced, self.controls
+        self.tile, self.overlap, self.runtime = advanced.tile, advanced.overlap, advanced.runtime
+        self.keep_clear, self.threshold, self.folder = advanced.keep_clear, advanced.threshold, advanced.folder
+        self.run, self.run_button, self.cancel_button = controls.run, controls.run_button, controls.cancel_button
+        self.progress, self.message = controls.progress, controls.message
         layout.addStretch(1)
-        for combo in (self.method, self.device, self.runtime):
+        for combo in (self.method, self.device):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(10)
         scroll = QScrollArea()
@@ -204,27 +151,14 @@ class CloudRemovalDock(QgsDockWidget):
         choices = run_settings.load_choices()
         self.method.setCurrentIndex(max(0, self.method.findData(settings.chosen_method())))
         self.device.setCurrentIndex(max(0, self.device.findData(choices.device)))
-        self.runtime.setCurrentIndex(max(0, self.runtime.findData(choices.runtime)))
-        self.tile.setValue(choices.tile_size)
-        self.overlap.setValue(choices.overlap)
-        self.keep_clear.setChecked(choices.keep_clear)
-        self.threshold.setValue(choices.cloud_threshold)
+        self.advanced.load(choices)
         self._loading = False
         self._method_changed()
 
     def _save(self) -> None:
         if self._loading:
             return
-        run_settings.save_choices(
-            run_settings.RunChoices(
-                device=str(self.device.currentData()),
-                tile_size=self.tile.value(),
-                overlap=self.overlap.value(),
-                runtime=str(self.runtime.currentData()),
-                keep_clear=self.keep_clear.isChecked(),
-                cloud_threshold=round(self.threshold.value(), 2),
-            )
-        )
+        run_settings.save_choices(self.advanced.choices(str(self.device.currentData())))
         method = self.method_key()
         settings.set_chosen_method(method)
         run_settings.set_method_nfe(method, self.nfe.value() or None)
@@ -304,20 +238,14 @@ class CloudRemovalDock(QgsDockWidget):
         inputs = self._pick()
         method = METHODS[self.method_key()]
         optical: object = [x.id() for x in inputs.optical] if method.MAX_DATES > 1 else inputs.optical[0].id()
-        folder = self.folder.filePath().strip()
         name = f"{inputs.optical[0].name()} cloud-free ({method.LABEL})"
-        output = str(unique_path(Path(folder), name.replace(" ", "_"))) if folder else "TEMPORARY_OUTPUT"
         parameters = {
             "OPTICAL": optical,
             "NFE": self.nfe.value() or None,
             "MODEL": self.picker.current() or method.DEFAULT_MODEL,
             "DEVICE": self.device.currentIndex(),
-            "RUNTIME": self.runtime.currentIndex(),
-            "TILE_SIZE": self.tile.value(),
-            "OVERLAP": self.overlap.value() if self.overlap.value() != self.overlap.minimum() else None,
-            "KEEP_CLEAR": self.keep_clear.isChecked(),
-            "CLOUD_THRESHOLD": self.threshold.value(),
-            "OUTPUT": output,
+            **self.advanced.parameters(),
+            "OUTPUT": self.advanced.output(name),
         }
         if inputs.sar is not None:
             parameters["SAR"] = inputs.sar.id()
@@ -328,19 +256,11 @@ class CloudRemovalDock(QgsDockWidget):
         try:
             parameters = self.parameters()
         except PickError as error:
-            self._say(str(error), "error")
+            self.controls.say(str(error), "error")
             return
         method = METHODS[self.method_key()]
         name = f"{self._pick().optical[0].name()} cloud-free ({method.LABEL})"
-        problem = self.run.start(f"cloudremoval:{method.BACKEND_ALGORITHM}", parameters, name)
-        if problem:
-            self._say(problem, "error")
-            return
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.progress.setValue(0)
-        self.progress.setVisible(True)
-        self._say(f"Running {method.LABEL}… (progress also in the task manager)", "info")
+        self.controls.start(f"cloudremoval:{method.BACKEND_ALGORITHM}", parameters, name, method.LABEL)
 
     def open_dialog(self) -> None:
         """Open the method's Processing dialog, filled with the current layers and settings."""
@@ -352,20 +272,6 @@ class CloudRemovalDock(QgsDockWidget):
         except PickError:
             parameters = {}
         processing.execAlgorithmDialog(f"cloudremoval:{self.method_key()}", parameters)
-
-    def _run_message(self, level: str, text: str) -> None:
-        if level != "error":
-            self._say(text, level)
-
-    def _run_done(self, ok: bool, text: str, layer: QgsMapLayer | None) -> None:
-        self.run_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        self.progress.setVisible(False)
-        self._say(text, "success" if ok else "error")
-
-    def _say(self, text: str, level: str) -> None:
-        colour = {"error": "#b03a2e", "warning": "#9a6700", "success": "#1e7b34"}.get(level, "")
-        self.message.setText(f"<span style='color:{colour}'>{text}</span>" if colour else text)
 
     def teardown(self) -> None:
         """Stop the background check and let go of the project's signals (the plugin is unloading)."""
