@@ -60,6 +60,12 @@ def default_bands(band_count: int) -> tuple[str, ...]:
     )
 
 
+# s2cloudless's classifier costs about 40 us a pixel on a CPU core, and its authors run it at 160 m; here it runs on
+# 4 x 4 block means (40 m for 10 m bands), 16 times fewer pixels, and the probability is spread back over each block
+# before the averaging disk and the dilation, which work at full resolution.
+PROBABILITY_STEP = 4
+
+
 def supports_s2cloudless(bands: Sequence[str]) -> bool:
     """Whether a stack with these band names holds what s2cloudless reads (B10 may be missing)."""
     return all(band in bands for band in S2CLOUDLESS_BANDS if band != "B10")
@@ -88,7 +94,17 @@ def cloud_probability(reflectance: np.ndarray, bands: Sequence[str] | None = Non
         for band in S2CLOUDLESS_BANDS
     ]
     stack = np.nan_to_num(np.stack(planes, axis=-1).astype(np.float32, copy=False))
-    return _detector().get_cloud_probability_maps(stack[np.newaxis])[0]
+    coarse = block_mean(stack, PROBABILITY_STEP)
+    probability = _detector().get_cloud_probability_maps(coarse[np.newaxis])[0]
+    return np.repeat(np.repeat(probability, PROBABILITY_STEP, 0), PROBABILITY_STEP, 1)[:height, :width]
+
+
+def block_mean(stack: np.ndarray, step: int) -> np.ndarray:
+    """(H, W, C) -> (ceil(H / step), ceil(W / step), C) means of step x step blocks (edges padded by replication)."""
+    height, width = stack.shape[:2]
+    rows, cols = -(-height // step) * step, -(-width // step) * step
+    padded = np.pad(stack, ((0, rows - height), (0, cols - width), (0, 0)), mode="edge")
+    return padded.reshape(rows // step, step, cols // step, step, -1).mean(axis=(1, 3), dtype=np.float32)
 
 
 def mask_from_probability(
