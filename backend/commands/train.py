@@ -21,7 +21,7 @@ DEFAULT_DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "
 HELD_OUT_PLACES = ("87_48", "ROIs1970_21", "Pasture_300")
 ALGORITHMS = ("dbcr", "diffcr", "de", "de-reference")
 # Flags whose default is the method's own recipe (its settings dataclass), so each method keeps its defaults.
-RECIPE_FLAGS = ("steps", "batch", "crop", "lr", "seed", "eval_every", "real_share")
+RECIPE_FLAGS = ("steps", "batch", "crop", "lr", "seed", "eval_every", "real_share", "balanced_loss", "sar_dropout")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,6 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--real-share", type=float, default=None, help="dbcr only: share of each batch from real cloudy/clear pairs"
     )
+    parser.add_argument(
+        "--balanced-loss", action="store_true", default=None,
+        help="dbcr only: the MAE as the mean under the cloud plus the mean on clear ground",
+    )  # fmt: skip
+    parser.add_argument("--sar-dropout", type=float, default=None, help="dbcr only: share of crops without radar")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument(
         "--reference", default=None, help="de only: the trained reference network, name or file "
