@@ -10,6 +10,7 @@ Models stay loaded between jobs (:class:`backend.model_cache.ModelCache`).
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import threading
@@ -20,7 +21,8 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, TextIO
 
-from backend.errors import BackendError, BadInputError
+from backend.cancel import GRACE_S
+from backend.errors import BackendError, BadInputError, CancelledError
 from backend.job import Job
 from backend.model_cache import ModelCache
 from backend.protocol import EXIT_OK
@@ -48,6 +50,7 @@ class ServeLoop:
         self._lines: queue.Queue[tuple[str, threading.Event] | None] = queue.Queue()
         self._unanswered: deque[threading.Event] = deque()
         self._lock = threading.Lock()
+        self._running: threading.Event | None = None  # the stop event of the job now running
 
     def run(self, stream: TextIO) -> int:
         """Answer every job of ``stream`` until it ends; return the exit code (0)."""
@@ -73,8 +76,18 @@ class ServeLoop:
         with self._lock:
             if not self._unanswered:
                 return False
-            self._unanswered[0].set()
-            return True
+            stop = self._unanswered[0]
+            stop.set()
+        # A network call may outlast the cancel by seconds: if the job still runs after the grace period, the
+        # main thread is interrupted where it is (see backend.cancel), and the job unwinds as cancelled.
+        timer = threading.Timer(GRACE_S, self._interrupt, (stop,))
+        timer.daemon = True
+        timer.start()
+        return True
+
+    def _interrupt(self, stop: threading.Event) -> None:
+        if self._running is stop and hasattr(signal, "SIGUSR1"):
+            os.kill(os.getpid(), signal.SIGUSR1)
 
     def _read(self, stream: TextIO) -> None:
         for raw in stream:
@@ -100,12 +113,16 @@ class ServeLoop:
             self._run(job, stop)
 
     def _run(self, job: Job, stop: threading.Event) -> None:
-        if self._execute is not None:
-            self._execute(job, self.reporter, stop.is_set)
-            return
         from backend.worker import execute
 
-        execute(job, self.reporter, stop.is_set)
+        run = self._execute or execute
+        self._running = stop
+        try:
+            run(job, self.reporter, stop.is_set)
+        except CancelledError:  # interrupted outside the job's own handling
+            self.reporter.emit("cancelled")
+        finally:
+            self._running = None
 
     @contextmanager
     def _sigint_cancels(self) -> Iterator[None]:
@@ -116,11 +133,19 @@ class ServeLoop:
         def handler(signum: int, frame: FrameType | None) -> None:
             self.cancel()
 
+        def interrupt(signum: int, frame: FrameType | None) -> None:
+            running = self._running
+            if running is not None and running.is_set():
+                raise CancelledError()
+
         previous = signal.signal(signal.SIGINT, handler)
+        previous_usr1 = signal.signal(signal.SIGUSR1, interrupt) if hasattr(signal, "SIGUSR1") else None
         try:
             yield
         finally:
             signal.signal(signal.SIGINT, previous)
+            if previous_usr1 is not None:
+                signal.signal(signal.SIGUSR1, previous_usr1)
 
 
 def parse_job_line(line: str) -> dict[str, Any]:

@@ -111,6 +111,29 @@ def test_cancel_line_stops_the_job_not_the_worker(tmp_path):
     assert [event.kind for event in answers(out.getvalue())] == ["cancelled", "finished"]
 
 
+def test_a_job_deaf_to_its_stop_is_interrupted_after_the_grace_period(tmp_path):
+    started = threading.Event()
+
+    def execute(job, reporter, should_stop):
+        started.set()
+        if job.output.endswith("second.tif"):
+            reporter.emit("finished", output=job.output, stats={})
+            return 0
+        time.sleep(30)  # one long network call: it never looks at should_stop
+        reporter.emit("finished", output=job.output, stats={})
+        return 0
+
+    base = {"algorithm": "dbcr", "optical": "in.tif"}
+    stdin = Cancelling(
+        json.dumps({**base, "output": "first.tif"}), json.dumps({**base, "output": "second.tif"}), started
+    )
+    out = io.StringIO()
+    began = time.monotonic()
+    ServeLoop(Reporter(events=True, out=out), ModelCache(), execute).run(stdin)
+    assert [event.kind for event in answers(out.getvalue())] == ["cancelled", "finished"]
+    assert time.monotonic() - began < 10
+
+
 def test_sigint_stops_the_job_not_the_worker():
     base = {"algorithm": "dbcr", "optical": "in.tif"}
     lines = [json.dumps({**base, "output": "interrupt.tif"}), json.dumps({**base, "output": "interrupt.tif"})]
