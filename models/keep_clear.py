@@ -12,7 +12,6 @@ out as darker or brighter patches next to the kept clear ground.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,19 +24,6 @@ from models.restorers import Restorer
 # The blend ramps from input to model output over about 3 sigma: wide enough to hide the seam, narrow enough
 # that clear fields next to a cloud keep their own texture.
 FEATHER_SIGMA = 3.0
-
-
-@dataclass
-class CloudCount:
-    """Running count of cloudy and all pixels seen by a keep-clear restorer (tiles overlap, so it is approximate)."""
-
-    cloudy: int = 0
-    total: int = 0
-
-    @property
-    def fraction(self) -> float:
-        """Share of cloudy pixels, 0-1."""
-        return self.cloudy / self.total if self.total else 0.0
 
 
 def tile_cloud_mask(optical: Tensor, bands: Sequence[str], threshold: float) -> Tensor:
@@ -103,23 +89,3 @@ def fill_clouds_only(
     weight = feather(mask)
     restored = match_clear_pixels(restore(optical, sar, origins), first, weight == 0)
     return torch.where(weight > 0, weight * restored + (1 - weight) * first, first)
-
-
-def keep_clear(restore: Restorer, bands: Sequence[str], threshold: float, count: CloudCount | None = None) -> Restorer:
-    """Wrap a restorer so that clear pixels keep their input values (its own cloud mask per batch).
-
-    Args:
-        restore: the method's restorer.
-        bands: the model's optical band names (to run s2cloudless on the right bands).
-        threshold: s2cloudless cloud probability threshold (or brightness threshold for RGB).
-        count: updated with the cloudy and total pixels of every tile, for the cloud fraction report.
-    """
-
-    def restore_clouds_only(optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]]) -> Tensor:
-        mask = tile_cloud_mask(optical, bands, threshold)
-        if count is not None:
-            count.cloudy += int(mask.sum())
-            count.total += mask.numel()
-        return fill_clouds_only(restore, optical, sar, origins, mask)
-
-    return restore_clouds_only

@@ -84,10 +84,10 @@ def pipeline_predictor(
     from backend.device import choose_device, configure_threads
     from backend.errors import BackendError
     from backend.job import Job
+    from backend.pass_outputs import pass_outputs
     from backend.pipeline import run_removal
     from backend.reporter import Reporter
     from backend.worker import load_restorer
-    from models.keep_clear import keep_clear as clear_pixels_kept
 
     try:
         # ONNX Runtime takes its tensors on the CPU (backend.worker.tensor_device), whatever device it runs on.
@@ -119,9 +119,8 @@ def pipeline_predictor(
             else:  # the first job loads the model; later ones reuse it
                 loaded[:] = loaded or [load_restorer(job, torch_device)]
                 restore, card = loaded[0]
-            if keep_clear:
-                restore = clear_pixels_kept(restore, card.optical_bands, job.cloud_threshold)
-            run_removal(job, restore, card, device=torch_device)
+            # keep-clear (the job's) in the same pass as a run: one cloud mask per tile, the first date kept
+            run_removal(job, restore, card, device=torch_device, outputs=pass_outputs(job, card))
             return read_reflectance(output)
         except BackendError as error:
             raise EvaluationError(f"{method} on {cloudy.name}: {error}") from error
