@@ -194,18 +194,18 @@ class BatchRun:
         tiles = [item[0] for item in kept]
         masks = self.extras.tile_masks(optical_in, tiles) if self.extras.needs_clouds else None
         restored = self._restore(optical_in, sar_in, tiles, masks)
-        inputs = optical_in.detach().float().cpu().numpy()
+        inputs = optical_in.detach().float().cpu().numpy() if self.passes.change is not None else None
         mask_values = masks.detach().float().cpu().numpy() if masks is not None else None
         for index, (tile, _, valid, _) in enumerate(kept):
             weight = blend_weight(tile, self.grid.height, self.grid.width, self.overlap) * valid
             values = restored[index, :, : tile.height, : tile.width]
             self.writer.add(tile, values, weight)
             mask = mask_values[index, :, : tile.height, : tile.width] if mask_values is not None else None
-            if mask is not None:
+            if mask is not None and self.passes.mask is None:  # a written mask counts its clouds exactly
                 self.tally.cloudy += int(np.count_nonzero(mask[0] * valid))
                 self.tally.valid += int(np.count_nonzero(valid))
             change = None
-            if self.passes.change is not None:
+            if inputs is not None:
                 before = inputs[index, :, : tile.height, : tile.width]
                 change = tile_change(values, before, self.read_bands)
             self.passes.add(tile, weight, mask, change)
