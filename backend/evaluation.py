@@ -35,10 +35,12 @@ from models.baselines import (
     CLOUDY_INPUT,
     DATE_BASELINES,
     LEAST_CLOUDY,
+    LOCAL_FILL,
     MASKED_MEDIAN,
     NAIVE_FILL,
     cloudy_input,
     least_cloudy,
+    local_fill_baseline,
     masked_median,
     naive_fill,
 )
@@ -127,7 +129,11 @@ def _read_image(path: Path, shape: tuple[int, ...], role: str) -> np.ndarray:
 
 def baseline_predictions(item: PairedItem, cloudy: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
     """The baselines of one image: cloudy input, naive fill, and with further dates the two date baselines."""
-    predictions = {CLOUDY_INPUT: cloudy_input(cloudy), NAIVE_FILL: naive_fill(cloudy, mask)}
+    predictions = {
+        CLOUDY_INPUT: cloudy_input(cloudy),
+        NAIVE_FILL: naive_fill(cloudy, mask),
+        LOCAL_FILL: local_fill_baseline(cloudy, mask),
+    }
     if item.extra:
         dates = [cloudy] + [_read_image(path, cloudy.shape, "further date") for path in item.extra]
         masks = [mask] + [measure_clouds(date)[0] for date in dates[1:]]

@@ -24,8 +24,8 @@ from backend.raster_io import Grid
 from backend.tiling import Tile
 from backend.writer import StripeWriter, open_output
 from models.card import RGB_BANDS, ModelCard
+from models.cloud_fill import tile_cloud_mask
 from models.cloudmask import supports_s2cloudless
-from models.keep_clear import tile_cloud_mask
 
 log = logging.getLogger(__name__)
 

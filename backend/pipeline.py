@@ -27,12 +27,12 @@ from backend.tiling import Tile, blend_weight, count_tiles, pad_to_tile, tile_ba
 from backend.writer import StripeWriter, open_output
 from models.card import ModelCard
 from models.keep_clear import fill_clouds_only
+from models.restorers import Restorer
+
+__all__ = ["BatchRun", "Restorer", "run_removal"]
 
 log = logging.getLogger(__name__)
 
-# restore(optical (B, C, T, T) reflectance, sar (B, S, T, T) in [0, 1] or None, origins [(row, col)] * B)
-#   -> (B, C, T, T) reflectance.
-Restorer = Callable[[torch.Tensor, torch.Tensor | None, list[tuple[int, int]]], torch.Tensor]
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -219,7 +219,7 @@ class BatchRun:
             if self.extras.keep_clear and masks is not None:
                 restored = fill_clouds_only(self.restore, optical, sar, origins, masks, len(self.card.optical_bands))
             else:
-                restored = self.restore(optical, sar, origins)
+                restored = self.restore(optical, sar, origins, mask=masks)
         card = self.card
         expected = (len(tiles), len(card.optical_bands), *optical.shape[-2:])
         if tuple(restored.shape) != expected:

@@ -2,6 +2,8 @@
 
 - the cloudy input itself: what the user has without any method;
 - the naive fill: each cloudy pixel replaced by its band's median over the clear pixels of the same image;
+- the local fill: each cloud filled from the clear ground around it (push-pull, models/cloud_fill.py), what a
+  local-fill DB-CR starts from, so its column shows what the network adds;
 - with several dates of one place: the least cloudy date, and the per-pixel median over the dates where that pixel
   is clear (the usual compositing a user can do without any network).
 
@@ -11,12 +13,15 @@ A method that does not beat them has learnt nothing worth shipping.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from models.cloud_fill import local_fill
 from models.cloudmask import cloud_mask
 
 CLOUDY_INPUT = "cloudy input"
 NAIVE_FILL = "naive fill"
-BASELINES = (CLOUDY_INPUT, NAIVE_FILL)
+LOCAL_FILL = "local fill"
+BASELINES = (CLOUDY_INPUT, NAIVE_FILL, LOCAL_FILL)
 LEAST_CLOUDY = "least cloudy date"
 MASKED_MEDIAN = "masked median"
 DATE_BASELINES = (LEAST_CLOUDY, MASKED_MEDIAN)
@@ -52,6 +57,24 @@ def naive_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     medians = np.nanmedian(source, axis=1).astype(image.dtype)
     filled[:, cloudy] = medians[:, np.newaxis]
     return filled
+
+
+def local_fill_baseline(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Fill each cloudy pixel from the clear pixels around it (:func:`models.cloud_fill.local_fill`).
+
+    Args:
+        image: (C, H, W) reflectance, 0-1; NaN pixels count as cloud.
+        mask: (H, W) bool, True where cloudy.
+
+    Returns:
+        (C, H, W) image of the same dtype; an image without clear pixels comes back as it is.
+    """
+    if mask.shape != image.shape[1:]:
+        raise ValueError(f"mask {mask.shape} does not match image {image.shape}")
+    holes = mask.astype(bool) | np.isnan(image).any(axis=0)
+    values = torch.from_numpy(np.nan_to_num(image).astype(np.float32))[None]
+    filled = local_fill(values, torch.from_numpy(holes.astype(np.float32))[None, None])[0].numpy()
+    return np.where(holes[None], filled, image).astype(image.dtype)
 
 
 def naive_fill_s2(image: np.ndarray) -> np.ndarray:

@@ -37,6 +37,10 @@ S1_DB_RANGES = {"VV": (-25.0, 0.0), "VH": (-32.5, 0.0)}
 # training (models.training.batches), so inference says "no radar" the way training did.
 SAR_MISSING = 0.0
 
+# Where a DB-CR bridge starts: the cloudy image, or that image with its clouds filled from their clear
+# surroundings (models/cloud_fill.py).
+BRIDGE_STARTS = ("cloudy", "local_fill")
+
 S = TypeVar("S", BridgeSchedule, DiffCRSchedule, DESchedule)
 
 
@@ -58,6 +62,7 @@ class ModelCard:
             cards wrote it, is read into that type, with the method's defaults for absent keys. None for a
             network without a sampler (DE's reference network).
         reference_model: DE only: the name or path of its reference network.
+        bridge_start: DB-CR only: one of :data:`BRIDGE_STARTS`; older cards start at the cloudy image.
         training: what data and recipe produced the weights.
         metrics: measured results, each with the data it was measured on.
         description: one paragraph for users.
@@ -74,11 +79,14 @@ class ModelCard:
     default_nfe: int = 1
     schedule: Schedule | None = None
     reference_model: str | None = None
+    bridge_start: str = "cloudy"
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 
     def __post_init__(self) -> None:
+        if self.bridge_start not in BRIDGE_STARTS:
+            raise ValueError(f"bridge_start must be one of {BRIDGE_STARTS}, not {self.bridge_start!r}")
         schedule: Any = self.schedule
         if schedule is None or isinstance(schedule, Mapping):
             # Older cards kept DE's reference network among the schedule's keys.

@@ -11,28 +11,15 @@ out as darker or brighter patches next to the kept clear ground.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.cloudmask import image_clouds
 from models.restorers import Restorer
 
 # The blend ramps from input to model output over about 3 sigma: wide enough to hide the seam, narrow enough
 # that clear fields next to a cloud keep their own texture.
 FEATHER_SIGMA = 3.0
-
-
-def tile_cloud_mask(optical: Tensor, bands: Sequence[str], threshold: float) -> Tensor:
-    """(B, C, H, W) reflectance -> (B, 1, H, W) float mask, 1 = cloud; of the first date where C stacks several."""
-    masks = []
-    for image in optical[:, : len(bands)].detach().cpu().numpy():
-        _, mask = image_clouds(image, bands, threshold)  # RGB imagery: the brightness rule
-        masks.append(mask.astype(np.float32))
-    return torch.from_numpy(np.stack(masks))[:, None].to(optical.device)
 
 
 def feather(mask: Tensor, sigma: float = FEATHER_SIGMA) -> Tensor:
@@ -87,5 +74,5 @@ def fill_clouds_only(
     if not bool(mask.any()):
         return first.clone()  # nothing to restore: skip the network
     weight = feather(mask)
-    restored = match_clear_pixels(restore(optical, sar, origins), first, weight == 0)
+    restored = match_clear_pixels(restore(optical, sar, origins, mask=mask), first, weight == 0)
     return torch.where(weight > 0, weight * restored + (1 - weight) * first, first)

@@ -11,12 +11,14 @@ exception raised from it leaves ``restore`` at once (how the backend cancels wit
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 from models.card import ModelCard, card_schedule
+from models.cloud_fill import filled_start, tile_cloud_mask
+from models.cloudmask import DEFAULT_THRESHOLD
 from models.denoisers import dbcr_denoiser, de_denoiser, diffcr_denoiser
 from models.networks.diffcr import DiffCRConfig
 from models.sampling.bridge import bridge_steps, sample_bridge
@@ -26,7 +28,21 @@ from models.sampling.position_noise import batch_position_noise
 from models.sampling.schedule_configs import BridgeSchedule, DESchedule, DiffCRSchedule
 from models.sampling.types import StepCallback
 
-Restorer = Callable[[Tensor, Tensor | None, list[tuple[int, int]]], Tensor]
+
+class Restorer(Protocol):
+    """``restore(optical, sar, origins, mask=None) -> optical`` for a batch of tiles.
+
+    ``mask`` (B, 1, H, W), 1 = cloud, is the tiles' cloud mask where the caller already has it (the keep-clear
+    pass does); a method that needs one and gets none finds the clouds itself.
+    """
+
+    def __call__(
+        self, optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]], mask: Tensor | None = None
+    ) -> Tensor:
+        """(B, C, T, T) reflectance, (B, S, T, T) SAR in [0, 1] or None, one (row, col) per tile -> reflectance."""
+        ...
+
+
 # A network: a torch module, or anything called like one (models.onnx_step.OnnxModule runs it on ONNX Runtime).
 Network = Callable[..., Any]
 
@@ -37,16 +53,26 @@ DIFFCR_MIN_NFE = 2
 
 
 def dbcr_restorer(network: Network, card: ModelCard, nfe: int, callback: StepCallback | None = None) -> Restorer:
-    """The DB-CR bridge: start at the cloudy image and take ``nfe`` deterministic steps."""
+    """The DB-CR bridge: start at the cloudy image and take ``nfe`` deterministic steps.
+
+    With ``card.bridge_start == "local_fill"`` the bridge starts at the cloudy image with its clouds filled from the
+    clear ground around them, and the condition is the radar, the cloudy image and its cloud mask
+    (:func:`models.cloud_fill.filled_start`), as the model was trained.
+    """
     steps = bridge_steps(nfe, card_schedule(card, BridgeSchedule).alphas())
     denoise = dbcr_denoiser(network)
 
-    def restore(optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]]) -> Tensor:
+    def restore(
+        optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]], mask: Tensor | None = None
+    ) -> Tensor:
         del origins  # deterministic: tiles need no shared noise
         if sar is None:
             raise ValueError("DB-CR needs a SAR image")
         with torch.inference_mode():
             y = optical.clamp(0.0, MAX_REFLECTANCE)
+            if card.bridge_start == "local_fill":
+                clouds = mask if mask is not None else tile_cloud_mask(y, card.optical_bands, DEFAULT_THRESHOLD)
+                y, sar = filled_start(y, sar, clouds)
             return sample_bridge(denoise, y, steps, sar, callback)
 
     return restore
@@ -79,7 +105,10 @@ def diffcr_restorer(
     threshold = schedule.thresholding
     correct = (lambda x0: dynamic_thresholding(x0, threshold.ratio, threshold.max_val)) if threshold else None
 
-    def restore(optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]]) -> Tensor:
+    def restore(
+        optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]], mask: Tensor | None = None
+    ) -> Tensor:
+        del mask  # DiffCR restores every pixel
         dates = _per_date(optical, config.bands, config.dates, "the optical image")
         if config.sar_bands:
             if sar is None:
@@ -129,8 +158,10 @@ def de_restorer(
     denoise = de_denoiser(network, ac, schedule.w_min)
     ref_net = reference
 
-    def restore(optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]]) -> Tensor:
-        del sar  # DE is optical only
+    def restore(
+        optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]], mask: Tensor | None = None
+    ) -> Tensor:
+        del sar, mask  # DE is optical only and restores every pixel
         with torch.inference_mode():
             prior = ref_net(optical.clamp(0, 1)) * 2 - 1
             x = batch_position_noise(seed, origins, tuple(optical.shape[1:]), optical.device).to(optical.dtype)

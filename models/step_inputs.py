@@ -36,7 +36,7 @@ def _dbcr_step(config: Mapping[str, Any], batch: int, tile: int) -> StepExample:
     inputs = (
         torch.rand(batch, config["optical_channels"], tile, tile),
         torch.full((batch,), 1000.0),
-        torch.rand(batch, config["sar_channels"], tile, tile),
+        torch.rand(batch, config["sar_channels"] + config.get("cloudy_channels", 0), tile, tile),
     )
     return inputs, ["x_t", "t", "sar"], ["x0"]
 

@@ -20,8 +20,12 @@ DEFAULT_DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "
 # Places never seen in training: validation is held out by place, not by random pixels.
 HELD_OUT_PLACES = ("87_48", "ROIs1970_21", "Pasture_300")
 ALGORITHMS = ("dbcr", "diffcr", "de", "de-reference")
+# models.card.BRIDGE_STARTS, spelled here so that parsing the command line imports no torch (a test checks both).
+BRIDGE_STARTS = ("cloudy", "local_fill")
 # Flags whose default is the method's own recipe (its settings dataclass), so each method keeps its defaults.
-RECIPE_FLAGS = ("steps", "batch", "crop", "lr", "seed", "eval_every", "real_share", "balanced_loss", "sar_dropout")
+RECIPE_FLAGS = (
+    "steps", "batch", "crop", "lr", "seed", "eval_every", "real_share", "balanced_loss", "sar_dropout", "bridge_start",
+)  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,6 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="dbcr only: the MAE as the mean under the cloud plus the mean on clear ground",
     )  # fmt: skip
     parser.add_argument("--sar-dropout", type=float, default=None, help="dbcr only: share of crops without radar")
+    parser.add_argument(
+        "--bridge-start", choices=BRIDGE_STARTS, default=None,
+        help="dbcr only: start the bridge at the cloudy image (default) or at it with its clouds filled from the "
+        "clear ground around them (local_fill); local_fill trains and validates on the clouds alone",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument(
         "--reference", default=None, help="de only: the trained reference network, name or file "
@@ -114,8 +123,10 @@ def _dbcr(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: An
     from models.training.train_dbcr import last_validation as read_last
 
     config = {"lite": dbcr.LITE, "paper": dbcr.PAPER}[args.config]
-    train_chips, val_chips = split_by_place(load_chips(args.data_root), HELD_OUT_PLACES)
     settings = recipe(TrainSettings(), args)
+    if settings.bridge_start == "local_fill":  # the condition branch also sees the cloudy image and its mask
+        config = dataclasses.replace(config, cloudy_channels=config.optical_channels + 1)
+    train_chips, val_chips = split_by_place(load_chips(args.data_root), HELD_OUT_PLACES)
     sources = dict(Counter(chip.source for chip in train_chips))
     if args.export_only:
         # The best validation of the run where it kept one (best.pt), else the last checkpoint.

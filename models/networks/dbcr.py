@@ -30,6 +30,9 @@ class DBCRConfig:
         dec_blocks: NAFBlocks per decoder level of the optical branch (deepest level first).
         middle_blocks: NAFBlocks at the bottleneck of the optical branch.
         heads: attention heads of the SFBlock at each level.
+        cloudy_channels: optical condition bands the SAR branch takes after the radar's: a model whose bridge
+            starts at a filled image (card ``bridge_start = "local_fill"``) sees there the cloudy image and its
+            cloud mask (optical_channels + 1), so thin cloud it can see through is not lost with the fill.
     """
 
     optical_channels: int = 13
@@ -39,6 +42,7 @@ class DBCRConfig:
     dec_blocks: tuple[int, ...] = (1, 1, 1, 1)
     middle_blocks: int = 1
     heads: tuple[int, ...] = (1, 1, 2, 4)
+    cloudy_channels: int = 0
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DBCRConfig:
@@ -58,8 +62,9 @@ LITE = DBCRConfig(widths=(16, 32, 64, 128), enc_blocks=(1, 1, 1, 2), dec_blocks=
 class DBCRNet(nn.Module):
     """x0_hat = net(x_t, t, sar).
 
-    Shapes: x_t (B, optical_channels, H, W) reflectance, t (B,) timesteps in [0, T], sar (B, sar_channels, H, W)
-    in [0, 1]. Any H, W: the input is padded to a multiple of 2**levels and cropped back.
+    Shapes: x_t (B, optical_channels, H, W) reflectance, t (B,) timesteps in [0, T], sar
+    (B, sar_channels + cloudy_channels, H, W) in [0, 1] (the radar, then any optical condition). Any H, W: the
+    input is padded to a multiple of 2**levels and cropped back.
     """
 
     def __init__(self, config: DBCRConfig = PAPER) -> None:
@@ -71,7 +76,7 @@ class DBCRNet(nn.Module):
         self.time = TimeEmbedding(widths[0])
         tdim = self.time.out_dim
         self.optical_intro = nn.Conv2d(config.optical_channels, widths[0], 3, padding=1)
-        self.sar_intro = nn.Conv2d(config.sar_channels, widths[0], 3, padding=1)
+        self.sar_intro = nn.Conv2d(config.sar_channels + config.cloudy_channels, widths[0], 3, padding=1)
         self.optical_encoders = nn.ModuleList(BlockStack(w, n, tdim) for w, n in zip(widths, config.enc_blocks))
         self.sar_encoders = nn.ModuleList(BlockStack(w, n, tdim) for w, n in zip(widths, config.enc_blocks))
         self.fusions = nn.ModuleList(SFBlock(w, h) for w, h in zip(widths, config.heads))

@@ -25,9 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.card import SAR_MISSING, ModelCard
+from models.card import S2_L1C_BANDS, SAR_MISSING, ModelCard
+from models.cloud_fill import filled_start, local_fill, tile_cloud_mask
+from models.cloudmask import DEFAULT_THRESHOLD
 from models.datasets.real_pairs import RealPair
+from models.keep_clear import fill_clouds_only
 from models.networks.dbcr import DBCRConfig, DBCRNet
+from models.restorers import make_restorer
 from models.sampling.bridge import bridge_steps, sample_bridge
 from models.sampling.bridge_schedules import BRIDGE_TIMESTEPS, bridge_schedule, bridge_state
 from models.sampling.schedule_configs import BridgeSchedule
@@ -36,11 +40,15 @@ from models.training.chips import Chip
 from models.training.clouds import cloud_footprint, keep_clear_ground, simulate_clouds
 from models.training.loop_utils import Log, checkpoint, last_validation, psnr, resume, save_model, update_ema
 
+# The clear pixels' share of a local-fill model's loss (see masked_l1).
+CLEAR_WEIGHT = 0.1
+
 __all__ = [
     "TrainSettings",
     "checkpoint",
     "dbcr_card",
     "evaluate",
+    "evaluate_filled",
     "last_validation",
     "load_checkpoint_ema",
     "make_validation",
@@ -72,6 +80,10 @@ class TrainSettings:
     sar_dropout: float = 0.1
     # Outside the cloud's visible footprint the input is made the target exactly (see keep_clear_ground).
     keep_clear: bool = True
+    # "local_fill": the bridge starts at the cloudy image with its s2cloudless clouds filled from the clear ground
+    # around them (models/cloud_fill.py); the loss and the validation count only what a user gets, the clouds
+    # (clear pixels are kept from the input), and a fresh network is exactly that fill.
+    bridge_start: str = "cloudy"
 
 
 def make_validation(
@@ -87,6 +99,7 @@ def make_validation(
     batch = sample_batch(chips, 16, crop, rng, sar_dropout=0.0)
     cloudy = simulate_clouds(batch.clear, spectra, rng, clear_fraction=0.0)
     validation = {"clear": batch.clear, "cloudy": cloudy, "sar": batch.sar}
+    validation["mask"] = tile_cloud_mask(cloudy.clamp(0, 1), S2_L1C_BANDS, DEFAULT_THRESHOLD)[:, 0] > 0
     if real_pairs:
         from models.cloudmask import cloud_mask
 
@@ -136,6 +149,60 @@ def evaluate(network: DBCRNet, alphas: Tensor, validation: dict[str, Tensor], nf
     return scores
 
 
+def evaluate_filled(
+    network: DBCRNet, settings: TrainSettings, validation: dict[str, Tensor], nfe: int = 1
+) -> dict[str, float]:
+    """What a user gets from a ``local_fill`` model at the shipped NFE: the restorer under the s2cloudless mask.
+
+    The output goes through :func:`models.keep_clear.fill_clouds_only`, as ``backend run`` does, so clear pixels
+    are the input's and only the clouds differ. ``score`` is the mean PSNR under the cloud of the simulated crops
+    and of the held-out real pairs.
+    """
+    card = validation_card(network.config, settings)
+    restore = make_restorer(network, card, nfe)
+    network.eval()
+    scores: dict[str, float] = {}
+    with torch.inference_mode():
+        for prefix, key, sar in (("", "", validation["sar"]), ("real_", "real_", None)):
+            if f"{key}cloudy" not in validation:
+                continue
+            cloudy, clear, mask = (validation[f"{key}{name}"] for name in ("cloudy", "clear", "mask"))
+            cloudy = cloudy.clamp(0, 1)
+            sar = sar if sar is not None else torch.full((len(cloudy), 2, *cloudy.shape[-2:]), SAR_MISSING)
+            masks = mask[:, None].to(cloudy.dtype)
+            output = fill_clouds_only(restore, cloudy, sar, [(0, 0)] * len(cloudy), masks)
+            scores |= _scores(prefix, output, cloudy, clear, mask)
+            scores[f"{prefix}psnr_local_fill_cloud"] = region_psnr(local_fill(cloudy, masks), clear, mask)
+    network.train()
+    cloud_scores = [scores[k] for k in ("psnr_output_cloud", "real_psnr_output_cloud") if k in scores]
+    scores["score"] = float(np.nanmean(cloud_scores))
+    return scores
+
+
+def validation_card(config: DBCRConfig, settings: TrainSettings) -> ModelCard:
+    """A card with what the restorer needs of a model in training: config, schedule and bridge start."""
+    return ModelCard(
+        name="validation",
+        algorithm="dbcr",
+        config=config.to_dict(),
+        schedule=BridgeSchedule(settings.schedule, BRIDGE_TIMESTEPS),
+        bridge_start=settings.bridge_start,
+    )
+
+
+def masked_l1(prediction: Tensor, target: Tensor, mask: Tensor, clear_weight: float = CLEAR_WEIGHT) -> Tensor:
+    """Mean absolute error over the masked pixels plus ``clear_weight`` times that over the others.
+
+    Only the clouds reach the user (the rest is kept from the input), but the clear pixels still matter a little:
+    the keep-clear pass shifts the output by its mean difference from the input there (match_clear_pixels).
+    """
+    error = (prediction - target).abs()
+    inside = mask.expand_as(error).to(error.dtype)
+    outside = 1.0 - inside
+    cloud = (error * inside).sum() / inside.sum().clamp(min=1.0)
+    return cloud + clear_weight * (error * outside).sum() / outside.sum().clamp(min=1.0)
+
+
 def balanced_l1(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """Mean absolute error over the masked pixels plus that over the others (a term without pixels adds 0).
 
@@ -160,18 +227,27 @@ def training_step(
     t_end_share: float,
     rng: random.Random,
     balanced: bool = False,
+    bridge_start: str = "cloudy",
 ) -> float:
     """One MAE step on the bridge at random timesteps, ``t_end_share`` of them at t = T (where NFE 1 starts).
 
     ``balanced`` takes the MAE apart over the cloud's footprint and the clear pixels (:func:`balanced_l1`).
+    ``bridge_start == "local_fill"`` starts the bridge at the filled cloudy image and counts the s2cloudless
+    clouds (:func:`masked_l1`), as the model will be run.
     """
     timesteps = len(alphas) - 1
     t = torch.tensor(
         [timesteps if rng.random() < t_end_share else rng.randint(1, timesteps) for _ in range(len(clear))]
     )
-    x_t = bridge_state(clear, cloudy, alphas[t])
+    start, clouds = cloudy, None
+    if bridge_start == "local_fill":
+        clouds = tile_cloud_mask(cloudy, S2_L1C_BANDS, DEFAULT_THRESHOLD)
+        start, sar = filled_start(cloudy, sar, clouds)
+    x_t = bridge_state(clear, start, alphas[t])
     prediction = network(x_t, t.float(), sar)
-    if balanced:
+    if clouds is not None:
+        loss = masked_l1(prediction, clear, clouds > 0)
+    elif balanced:
         loss = balanced_l1(prediction, clear, cloud_footprint(cloudy, clear))
     else:
         loss = F.l1_loss(prediction, clear)
@@ -214,16 +290,37 @@ def train_dbcr(
     best_path = run_dir / "best.pt"
     best = torch.load(best_path, weights_only=True) if best_path.exists() and start else None
     metrics: dict[str, float] = json.loads(best["metrics"]) if best is not None else {}
+    filled = settings.bridge_start == "local_fill"
+
+    def validate(network: DBCRNet) -> dict[str, float]:
+        return evaluate_filled(network, settings, validation) if filled else evaluate(network, alphas, validation)
+
+    if filled and start == 0:
+        # The starting network is a candidate too: training must beat the fill it starts from to ship.
+        scores = validate(ema)
+        log(json.dumps({"step": 0, "seconds": 0, **scores}))
+        best = {"step": 0, "ema": copy.deepcopy(ema.state_dict()), "metrics": json.dumps(scores)}
+        torch.save(best, best_path)
+        metrics = scores | {"step": 0}
     started = time.time()
     for step in range(start, settings.steps):
         clear, cloudy, sar = _mixed_batch(train_chips, real_train or [], spectra, settings, rng)
         loss = training_step(
-            network, optimizer, alphas, clear, cloudy, sar, settings.t_end_share, rng, settings.balanced_loss
+            network,
+            optimizer,
+            alphas,
+            clear,
+            cloudy,
+            sar,
+            settings.t_end_share,
+            rng,
+            settings.balanced_loss,
+            settings.bridge_start,
         )
         scheduler.step()
         update_ema(ema, network, settings.ema)
         if (step + 1) % settings.eval_every == 0 or step + 1 == settings.steps:
-            scores = evaluate(ema, alphas, validation)
+            scores = validate(ema)
             elapsed = time.time() - started
             log(json.dumps({"step": step + 1, "loss": round(loss, 5), "seconds": round(elapsed), **scores}))
             if best is None or scores["score"] > json.loads(best["metrics"])["score"]:
@@ -280,6 +377,7 @@ def dbcr_card(
         tile_size=256,
         default_nfe=1,
         schedule=BridgeSchedule(settings.schedule, BRIDGE_TIMESTEPS),
+        bridge_start=settings.bridge_start,
         training={
             "data": "real clear Sentinel-2 chips with simulated clouds (satellite-cloud-generator shapes, real "
             "L1C cloud spectra from eo-learn); Sentinel-1 where co-registered"

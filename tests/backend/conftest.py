@@ -116,10 +116,12 @@ def l2a_card() -> ModelCard:
     return make_card(bands=S2_L2A_BANDS)
 
 
-Restore = Callable[[torch.Tensor, torch.Tensor | None, list[tuple[int, int]]], torch.Tensor]
+Restore = Callable[..., torch.Tensor]
 
 
-def identity(optical: torch.Tensor, sar: torch.Tensor | None, origins: list[tuple[int, int]]) -> torch.Tensor:
+def identity(
+    optical: torch.Tensor, sar: torch.Tensor | None, origins: list[tuple[int, int]], mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Returns the optical input unchanged."""
     return optical.clone()
 
@@ -127,7 +129,12 @@ def identity(optical: torch.Tensor, sar: torch.Tensor | None, origins: list[tupl
 def constant(value: float) -> Restore:
     """A restorer that answers ``value`` reflectance everywhere."""
 
-    def restore(optical: torch.Tensor, sar: torch.Tensor | None, origins: list[tuple[int, int]]) -> torch.Tensor:
+    def restore(
+        optical: torch.Tensor,
+        sar: torch.Tensor | None,
+        origins: list[tuple[int, int]],
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         return torch.full_like(optical, value)
 
     return restore

@@ -53,7 +53,7 @@ def test_identity_keeps_l2a_nodata_and_offset(rasters, tmp_path, l2a_card, kit):
     job = make_job(rasters, tmp_path, optical="l2a_nodata", l2a_offset=True)
     seen = []
 
-    def restore(optical, sar, origins):
+    def restore(optical, sar, origins, mask=None):
         seen.append(float(optical.min()))
         return optical.clone()
 
@@ -71,7 +71,7 @@ def test_l2a_on_l1c_model_fills_b10_and_drops_it(rasters, tmp_path, card, kit):
     job = make_job(rasters, tmp_path, optical="l2a_nodata")
     b10 = []
 
-    def restore(optical, sar, origins):
+    def restore(optical, sar, origins, mask=None):
         assert optical.shape[1] == 13
         b10.append(optical[:, 10].unique())
         return optical.clone()
@@ -101,7 +101,7 @@ def test_restorer_gets_origins_and_scaled_sar(rasters, tmp_path, card):
     job = make_job(rasters, tmp_path, batch=4)
     calls = []
 
-    def restore(optical, sar, origins):
+    def restore(optical, sar, origins, mask=None):
         calls.append((sar.min().item(), sar.max().item(), list(origins), tuple(sar.shape)))
         return optical
 
@@ -117,7 +117,7 @@ def test_small_raster_is_padded_and_cropped(tmp_path, card, kit):
     optical = kit.write_raster(tmp_path / "small.tif", data)
     sar = kit.write_raster(tmp_path / "small_s1.tif", kit.s1_db(20, 25))
     job = Job("dbcr", optical, str(tmp_path / "out.tif"), sar=sar)
-    run_removal(job, lambda o, s, _: o.clone(), card)
+    run_removal(job, lambda o, s, _, mask=None: o.clone(), card)
     after, _profile, _ = read(job.output)
     np.testing.assert_array_equal(after, data)
 
@@ -140,7 +140,7 @@ def test_error_in_restorer_removes_partial_output(rasters, tmp_path, card):
     job = make_job(rasters, tmp_path, batch=1)
     calls = []
 
-    def failing(optical, sar, origins):
+    def failing(optical, sar, origins, mask=None):
         calls.append(1)
         if len(calls) == 3:
             raise RuntimeError("boom")
@@ -154,9 +154,9 @@ def test_error_in_restorer_removes_partial_output(rasters, tmp_path, card):
 def test_wrong_shape_and_nan_are_model_errors(rasters, tmp_path, card):
     job = make_job(rasters, tmp_path)
     with pytest.raises(ModelError, match="shape"):
-        run_removal(job, lambda o, s, _: o[:, :3], card)
+        run_removal(job, lambda o, s, _, mask=None: o[:, :3], card)
     with pytest.raises(ModelError, match="NaN"):
-        run_removal(job, lambda o, s, _: o * torch.nan, card)
+        run_removal(job, lambda o, s, _, mask=None: o * torch.nan, card)
     assert_no_output(job)
 
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from models.baselines import cloudy_input, naive_fill
+from models.baselines import cloudy_input, local_fill_baseline, naive_fill
 
 
 def test_naive_fill_uses_the_band_median_of_clear_pixels():
@@ -62,3 +62,15 @@ def test_date_baselines_check_their_shapes():
 
     with pytest.raises(ValueError, match="do not match"):
         masked_median(np.zeros((2, 1, 3, 3)), np.zeros((3, 3, 3), bool))
+
+
+def test_the_local_fill_takes_the_neighbouring_field_and_keeps_clear_pixels():
+    image = np.full((2, 32, 32), 0.1, np.float32)
+    image[:, :, 16:] = 0.5
+    mask = np.zeros((32, 32), bool)
+    mask[4:10, 20:26] = True  # a cloud inside the bright field
+    cloudy = np.where(mask, np.float32(0.9), image)
+    filled = local_fill_baseline(cloudy, mask)
+    assert np.array_equal(filled[:, ~mask], cloudy[:, ~mask])
+    assert np.allclose(filled, image, atol=1e-5)
+    assert np.allclose(naive_fill(cloudy, mask)[:, mask], 0.1)  # the median of the whole image: the dark field

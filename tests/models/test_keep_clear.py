@@ -5,7 +5,8 @@ import rasterio
 import torch
 
 from models.card import S2_L1C_BANDS
-from models.keep_clear import feather, fill_clouds_only, match_clear_pixels, tile_cloud_mask
+from models.cloud_fill import tile_cloud_mask
+from models.keep_clear import feather, fill_clouds_only, match_clear_pixels
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample" / "ROIs1868_summer_s2_cloudy_19_p30.tif"
 
@@ -28,7 +29,7 @@ def test_clear_pixels_keep_their_values_and_clouds_take_the_model():
     optical = _sample_tile()
     mask = tile_cloud_mask(optical, S2_L1C_BANDS, 0.4)
     out = fill_clouds_only(
-        lambda o, s, origins: torch.full_like(o, 0.05), optical, torch.zeros(1, 2, 128, 128), [(0, 0)], mask
+        lambda o, s, origins, mask=None: torch.full_like(o, 0.05), optical, torch.zeros(1, 2, 128, 128), [(0, 0)], mask
     )
     weight = feather(mask)
     clear = weight == 0
@@ -44,7 +45,7 @@ def test_clear_pixels_keep_their_values_and_clouds_take_the_model():
 def test_a_clear_tile_skips_the_network():
     calls = []
 
-    def restore(optical, sar, origins):
+    def restore(optical, sar, origins, mask=None):
         calls.append(1)
         return optical
 
@@ -59,7 +60,7 @@ def test_rgb_uses_the_brightness_mask():
     rgb = torch.full((1, 3, 16, 16), 0.2)
     rgb[..., :8, :] = 0.95  # a white cloud on the upper half
     mask = tile_cloud_mask(rgb, ("R", "G", "B"), 0.4)
-    out = fill_clouds_only(lambda o, s, origins: torch.zeros_like(o), rgb, None, [(0, 0)], mask)
+    out = fill_clouds_only(lambda o, s, origins, mask=None: torch.zeros_like(o), rgb, None, [(0, 0)], mask)
     assert torch.all(out[..., :8, :] == 0)
     assert torch.allclose(out[..., 15:, :], torch.tensor(0.2), atol=0.01)
     assert torch.all((out[..., 9, :] > 0) & (out[..., 9, :] < 0.2))

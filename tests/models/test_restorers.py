@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from models.card import ModelCard
+from models.cloud_fill import local_fill, tile_cloud_mask
 from models.networks.dbcr import DBCRConfig, DBCRNet
 from models.networks.de import DEConfig, DENet
 from models.networks.de_reference import DEReferenceConfig, DEReferenceNet
@@ -122,3 +123,34 @@ def test_make_restorer_rejects_what_it_cannot_run():
         make_restorer(network, card.replace(algorithm="de-reference"), 1)
     with pytest.raises(ValueError, match="at least 2 steps"):
         make_restorer(*_diffcr(), 1)
+
+
+def _local_fill_dbcr():
+    config = DBCRConfig(widths=(8, 16), enc_blocks=(1, 1), dec_blocks=(1, 1), heads=(1, 2), cloudy_channels=14)
+    card = ModelCard(name="f", algorithm="dbcr", config=config.to_dict(), bridge_start="local_fill")
+    return DBCRNet(config).eval(), card
+
+
+def test_a_fresh_local_fill_dbcr_returns_the_local_fill_of_the_given_mask():
+    network, card = _local_fill_dbcr()  # a fresh DB-CR is the identity on its bridge start
+    optical, sar = torch.rand(1, 13, 32, 32) * 0.3, torch.rand(1, 2, 32, 32)
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 4:12, 4:12] = 1
+    out = make_restorer(network, card, 1)(optical, sar, [(0, 0)], mask=mask)
+    assert torch.allclose(out, local_fill(optical, mask), atol=1e-6)
+    assert not torch.allclose(out, optical)
+
+
+def test_a_local_fill_dbcr_finds_the_clouds_itself_without_a_mask():
+    network, card = _local_fill_dbcr()
+    optical, sar = torch.full((1, 13, 32, 32), 0.05), torch.rand(1, 2, 32, 32)
+    optical[..., 8:24, 8:24] = 0.8  # a bright, flat, cloud-like square over dark ground
+    found = tile_cloud_mask(optical, card.optical_bands, 0.4)
+    assert found.any()
+    out = make_restorer(network, card, 1)(optical, sar, [(0, 0)])
+    assert torch.allclose(out, local_fill(optical, found), atol=1e-6)
+
+
+def test_cards_refuse_an_unknown_bridge_start():
+    with pytest.raises(ValueError, match="bridge_start"):
+        ModelCard(name="b", algorithm="dbcr", config={}, bridge_start="median")

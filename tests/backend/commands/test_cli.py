@@ -128,7 +128,7 @@ def test_unknown_extra_output_is_a_sentence(rasters, tmp_path, fake_model, capsy
 
 
 def test_sigterm_cancels_and_removes_partial(rasters, tmp_path, fake_model, capsys, kit):
-    def restore(optical, sar, origins):
+    def restore(optical, sar, origins, mask=None):
         os.kill(os.getpid(), signal.SIGTERM)  # as QGIS does when the user presses Cancel
         return optical
 
@@ -143,7 +143,7 @@ def test_sigterm_cancels_and_removes_partial(rasters, tmp_path, fake_model, caps
 
 
 def test_internal_error_exit_code(rasters, tmp_path, fake_model, capsys):
-    def broken(optical, sar, origins):
+    def broken(optical, sar, origins, mask=None):
         raise ZeroDivisionError("bug")
 
     fake_model["restore"] = broken

@@ -9,7 +9,7 @@ from affine import Affine
 from PIL import Image
 
 from backend.commands.eval import COVER_BINS, EvaluationError, cover_bin, evaluate_folder, main
-from models.baselines import CLOUDY_INPUT, NAIVE_FILL
+from models.baselines import BASELINES, CLOUDY_INPUT, NAIVE_FILL
 from models.datasets.rasters import read_reflectance
 
 SIZE = 32
@@ -64,7 +64,7 @@ def _fake_target(data: Path):
 def test_prediction_equal_to_target_scores_perfectly_and_baselines_are_beside_it(tmp_path):
     data = _s2_folder(tmp_path / "data")
     report = evaluate_folder(data, _fake_target(data), tmp_path / "out", method="oracle")
-    assert report.columns == (CLOUDY_INPUT, NAIVE_FILL, "oracle")
+    assert report.columns == (*BASELINES, "oracle")
     assert report.mean["oracle"]["psnr"] == math.inf
     assert report.mean["oracle"]["ssim"] == pytest.approx(1.0)
     assert report.mean["oracle"]["mae"] == 0.0
@@ -101,7 +101,8 @@ def test_reports_are_written_and_json_is_strict(tmp_path):
     markdown = (tmp_path / "out" / "report.md").read_text()
     assert "| naive fill |" in markdown and "∞" in markdown
     with Image.open(tmp_path / "out" / "grid.png") as grid:
-        assert grid.size[0] == 4 * SIZE and grid.size[1] > 2 * SIZE
+        # one picture per baseline, the method's and the target
+        assert grid.size[0] == (len(BASELINES) + 2) * SIZE and grid.size[1] > 2 * SIZE
 
 
 def test_rgb_pngs_use_the_labelled_brightness_fallback(tmp_path):
@@ -114,7 +115,7 @@ def test_rgb_pngs_use_the_labelled_brightness_fallback(tmp_path):
     Image.fromarray(target).save(data / "target" / "1.png")
     Image.fromarray(cloudy).save(data / "cloudy" / "1.png")
     report = evaluate_folder(data, None, tmp_path / "out")
-    assert report.columns == (CLOUDY_INPUT, NAIVE_FILL)
+    assert report.columns == BASELINES
     assert report.method == "none"
     assert "brightness heuristic" in report.cloud_mask
     assert report.images[0].cloud_fraction == pytest.approx(0.25)
@@ -156,7 +157,7 @@ def test_real_backend_pipeline_with_a_tiny_untrained_dbcr(tmp_path):
         == 0
     )
     written = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert written["columns"] == [CLOUDY_INPUT, NAIVE_FILL, "dbcr"]
+    assert written["columns"] == [*BASELINES, "dbcr"]
     assert all(isinstance(item["scores"]["dbcr"]["mae"], float) for item in written["images"])
 
 

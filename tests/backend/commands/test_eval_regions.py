@@ -10,7 +10,7 @@ import rasterio
 from affine import Affine
 
 from backend.evaluation import FOLDER_MASK_LABEL, evaluate_folder
-from models.baselines import CLOUDY_INPUT, LEAST_CLOUDY, MASKED_MEDIAN, NAIVE_FILL
+from models.baselines import BASELINES, CLOUDY_INPUT, LEAST_CLOUDY, MASKED_MEDIAN, NAIVE_FILL
 from models.datasets.rasters import read_reflectance
 
 SIZE = 32
@@ -91,7 +91,7 @@ def test_further_dates_add_the_least_cloudy_date_and_the_masked_median(tmp_path)
 
     report = evaluate_folder(data, predict, method="m")
     assert seen == [["date2", "date3"]]
-    assert report.columns == (CLOUDY_INPUT, NAIVE_FILL, LEAST_CLOUDY, MASKED_MEDIAN, "m")
+    assert report.columns == (*BASELINES, LEAST_CLOUDY, MASKED_MEDIAN, "m")
     cloud = report.images[0].regions["cloud"]
     # date 2 is clear exactly where date 1 is cloudy, so the masked median restores the cloud's place perfectly
     # (s2cloudless finds date 2's and date 3's clouds; date 1 uses the folder's mask)

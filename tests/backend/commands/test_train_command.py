@@ -62,3 +62,13 @@ def test_init_from_takes_a_model_of_the_same_method_and_config_only(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a diffcr model"):
         train._initial_weights(_parse("diffcr", "--init-from", str(path)), de_reference.LITE)
     assert train._initial_weights(_parse("de-reference"), de_reference.LITE) is None
+
+
+def test_bridge_start_flag_offers_the_cards_choices():
+    from models.card import BRIDGE_STARTS
+
+    assert train.BRIDGE_STARTS == BRIDGE_STARTS
+    assert train.recipe(TrainSettings(), _parse("dbcr", "--bridge-start", "local_fill")).bridge_start == "local_fill"
+    assert train.recipe(TrainSettings(), _parse("dbcr")).bridge_start == "cloudy"
+    with pytest.raises(SystemExit):
+        _parse("dbcr", "--bridge-start", "median")

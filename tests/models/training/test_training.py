@@ -1,6 +1,9 @@
+import dataclasses
+import json
 import random
 
 import numpy as np
+import pytest
 import torch
 
 from models.card import read_card
@@ -8,7 +11,7 @@ from models.networks.dbcr import DBCRConfig
 from models.training.batches import augment, sample_batch
 from models.training.chips import Chip, scale_sar_db, split_by_place
 from models.training.clouds import simulate_clouds
-from models.training.train_dbcr import TrainSettings, dbcr_card, save_model, train_dbcr
+from models.training.train_dbcr import TrainSettings, dbcr_card, masked_l1, save_model, train_dbcr
 
 TINY = DBCRConfig(widths=(8, 16), enc_blocks=(1, 1), dec_blocks=(1, 1), heads=(1, 2))
 
@@ -146,3 +149,33 @@ def test_clear_ground_is_kept_exactly_outside_the_cloud():
     kept = keep_clear_ground(cloudy, clear)
     assert kept[..., 0, 0].eq(0.7).all()
     assert torch.equal(kept[..., 1, :], clear[..., 1, :]) and torch.equal(kept[..., 0, 1], clear[..., 0, 1])
+
+
+def test_a_local_fill_run_scores_what_users_get_and_its_start_is_a_candidate(tmp_path):
+    train, validation = split_by_place(_chips(), ("c",))
+    spectra = torch.full((3, 13), 0.4)
+    settings = TrainSettings(steps=2, batch=2, crop=32, eval_every=1, real_share=0.5, bridge_start="local_fill")
+    config = dataclasses.replace(TINY, cloudy_channels=14)
+    logs = []
+    pairs = _pairs()
+    _, metrics = train_dbcr(config, settings, train, validation, spectra, tmp_path, logs.append, None, pairs, pairs)
+    lines = [json.loads(line) for line in logs]
+    assert [line["step"] for line in lines] == [0, 1, 2]
+    # Step 0 is the fresh network: the local fill under the clouds, the input elsewhere (but for the feathered rim).
+    first = lines[0]
+    assert first["real_psnr_output_cloud"] == pytest.approx(first["real_psnr_local_fill_cloud"])
+    assert first["real_psnr_cloudy_clear"] == 240.0 and first["real_psnr_output_clear"] > 100
+    assert metrics["score"] == max(line["score"] for line in lines)
+    assert read_card_of_run(config, settings, metrics).bridge_start == "local_fill"
+
+
+def read_card_of_run(config, settings, metrics):
+    return dbcr_card("fill", config, settings, {"t": 2}, metrics, 1.0)
+
+
+def test_masked_l1_counts_the_clouds_and_a_tenth_of_the_clear_pixels():
+    prediction, target = torch.zeros(1, 1, 2, 2), torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
+    mask = torch.tensor([[[[True, True], [False, False]]]])
+    assert float(masked_l1(prediction, target, mask)) == pytest.approx(0.5)
+    target[..., 1, 0] = 1.0
+    assert float(masked_l1(prediction, target, mask)) == pytest.approx(0.5 + 0.1 * 0.5)

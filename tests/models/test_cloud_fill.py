@@ -1,0 +1,64 @@
+"""Cloud fill: the local (push-pull) fill of masked pixels, and a local-fill DB-CR's bridge start and condition."""
+
+import torch
+
+from models.cloud_fill import filled_start, local_fill
+
+
+def _two_fields(size: int = 64) -> torch.Tensor:
+    """(1, 2, size, size): a dark left half and a bright right half, in two bands."""
+    image = torch.full((1, 2, size, size), 0.1)
+    image[..., size // 2 :] = 0.5
+    image[:, 1] *= 2
+    return image
+
+
+def test_unmasked_pixels_are_kept_bit_for_bit():
+    image = torch.rand(2, 3, 40, 56)
+    mask = (torch.rand(2, 1, 40, 56) > 0.7).float()
+    filled = local_fill(image, mask)
+    assert torch.equal(filled[mask.expand_as(image) == 0], image[mask.expand_as(image) == 0])
+
+
+def test_a_small_cloud_takes_the_field_around_it_not_the_image_median():
+    image = _two_fields()
+    cloudy = image.clone()
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 40:48, 44:52] = 1  # inside the bright field
+    cloudy[mask.expand_as(cloudy) > 0] = 0.9
+    filled = local_fill(cloudy, mask)
+    assert torch.allclose(filled, image, atol=1e-5)
+
+
+def test_a_cloud_on_a_field_edge_takes_both_sides():
+    image = _two_fields()
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 24:40, 24:40] = 1  # across the edge at column 32
+    filled = local_fill(image * (1 - mask) + mask, mask)
+    left, right = filled[0, 0, 32, 25], filled[0, 0, 32, 38]
+    assert 0.1 <= left < right <= 0.5
+    assert (filled[:, :, 24:40, 24:40] <= 1.0).all()
+
+
+def test_an_image_without_clear_pixels_comes_back_unchanged():
+    image = torch.rand(1, 3, 16, 16)
+    assert torch.equal(local_fill(image, torch.ones(1, 1, 16, 16)), image)
+
+
+def test_the_fill_is_per_image_of_a_batch():
+    images = torch.stack([torch.full((2, 32, 32), 0.2), torch.full((2, 32, 32), 0.6)])
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    filled = local_fill(images + mask, mask)
+    assert torch.allclose(filled, images, atol=1e-6)
+
+
+def test_the_start_is_the_fill_and_the_condition_stacks_radar_cloudy_and_mask():
+    optical, sar = torch.rand(2, 13, 32, 32), torch.rand(2, 2, 32, 32)
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., :8, :8] = 1
+    start, condition = filled_start(optical, sar, mask)
+    assert torch.equal(start, local_fill(optical, mask))
+    assert condition.shape == (2, 16, 32, 32)
+    assert torch.equal(condition[:, :2], sar) and torch.equal(condition[:, 2:15], optical)
+    assert torch.equal(condition[:, 15:], mask)
