@@ -19,10 +19,9 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 import rasterio
 from rasterio.crs import CRS
-from rasterio.enums import ColorInterp, MaskFlags, Resampling
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.transform import Affine, array_bounds
@@ -32,6 +31,7 @@ from rasterio.windows import Window
 
 from backend.bands import BandMap, is_sentinel2_model, optical_band_map
 from backend.errors import BadInputError, NoOverlapError, UnreadableFileError
+from backend.nodata import band_validity, has_valid_pixel, mask_kind, no_data_error
 from backend.optical_scale import choose_scale, dtype_range
 
 log = logging.getLogger(__name__)
@@ -121,48 +121,6 @@ def warped_onto(dataset: DatasetReader, grid: Grid, what: str) -> DatasetReader 
         src_nodata=dataset.nodata,
         nodata=np.nan,
         dtype="float32",
-    )
-
-
-def band_validity(
-    dataset: DatasetReader, raw: np.ndarray, window: Window, nodata: float | None, has_mask: bool
-) -> npt.NDArray[np.bool_]:
-    """Which values of ``raw`` (bands, h, w), read from ``window``, hold data: finite, not nodata, not masked."""
-    valid = np.isfinite(raw)
-    if nodata is not None and not np.isnan(nodata):
-        valid &= raw != np.float32(nodata)
-    if has_mask:
-        valid &= dataset.dataset_mask(window=window)[None] > 0
-    return valid
-
-
-def mask_kind(dataset: DatasetReader) -> bool:
-    """Whether validity comes from an internal mask or an alpha band (not only from a nodata value)."""
-    flags = dataset.mask_flag_enums[0]
-    return MaskFlags.per_dataset in flags or MaskFlags.alpha in flags
-
-
-def has_valid_pixel(dataset: DatasetReader, indexes: list[int], nodata: float | None, has_mask: bool) -> bool:
-    """Whether any pixel of ``dataset`` has data in any band of ``indexes``, reading block by block.
-
-    Stops at the first block with a valid pixel, so a raster with data costs one block read; only a raster
-    without any costs a full read. Integer bands without nodata or mask are valid everywhere and read nothing.
-    """
-    if nodata is None and not has_mask and all(np.issubdtype(dataset.dtypes[i - 1], np.integer) for i in indexes):
-        return True
-    for _, window in dataset.block_windows(1):
-        raw = dataset.read(indexes, window=window, out_dtype=np.float32)
-        if band_validity(dataset, raw, window, nodata, has_mask).any():
-            return True
-    return False
-
-
-def no_data_error(path: str, nodata: float | None) -> BadInputError:
-    """The sentence for an optical raster without a single valid pixel."""
-    why = f"every pixel equals its nodata value {nodata:g} or is masked" if nodata is not None else "it is all masked"
-    return BadInputError(
-        f"The optical raster {path} holds no valid pixel (all nodata: {why}); choose a raster with data, or check "
-        "its nodata value"
     )
 
 
