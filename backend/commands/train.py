@@ -58,6 +58,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="dbcr only: start the bridge at the cloudy image (default) or at it with its clouds filled from the "
         "clear ground around them (local_fill); local_fill trains and validates on the clouds alone",
     )  # fmt: skip
+    parser.add_argument(
+        "--tile-normalise", action="store_true",
+        help="dbcr only: the network works on each tile standardised by its own band means and spreads",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument(
         "--reference", default=None, help="de only: the trained reference network, name or file "
@@ -126,6 +130,8 @@ def _dbcr(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: An
     settings = recipe(TrainSettings(), args)
     if settings.bridge_start == "local_fill":  # the condition branch also sees the cloudy image and its mask
         config = dataclasses.replace(config, cloudy_channels=config.optical_channels + 1)
+    if getattr(args, "tile_normalise", False):
+        config = dataclasses.replace(config, tile_normalise=True)
     train_chips, val_chips = split_by_place(load_chips(args.data_root), HELD_OUT_PLACES)
     sources = dict(Counter(chip.source for chip in train_chips))
     if args.export_only:

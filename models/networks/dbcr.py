@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -33,6 +34,10 @@ class DBCRConfig:
         cloudy_channels: optical condition bands the SAR branch takes after the radar's: a model whose bridge
             starts at a filled image (card ``bridge_start = "local_fill"``) sees there the cloudy image and its
             cloud mask (optical_channels + 1), so thin cloud it can see through is not lost with the fill.
+        tile_normalise: work on each tile's bands standardised by the bridge state's own mean and spread (and
+            the cloudy image of the condition by the same), and undo it on the way out. A network trained on a
+            few places then corrects a bright desert and a dark forest alike, instead of pulling both towards the
+            brightness of the places it saw.
     """
 
     optical_channels: int = 13
@@ -43,6 +48,7 @@ class DBCRConfig:
     middle_blocks: int = 1
     heads: tuple[int, ...] = (1, 1, 2, 4)
     cloudy_channels: int = 0
+    tile_normalise: bool = False
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DBCRConfig:
@@ -54,6 +60,9 @@ class DBCRConfig:
         """The JSON form stored in a model card."""
         return dataclasses.asdict(self)
 
+
+# Added to a tile's spread (reflectance) so that a flat tile (water, a uniform field) is not blown up.
+TILE_SPREAD_FLOOR = 0.01
 
 PAPER = DBCRConfig()
 LITE = DBCRConfig(widths=(16, 32, 64, 128), enc_blocks=(1, 1, 1, 2), dec_blocks=(1, 1, 1, 1), heads=(1, 1, 2, 4))
@@ -98,6 +107,17 @@ class DBCRNet(nn.Module):
 
     def forward(self, x_t: Tensor, t: Tensor, sar: Tensor) -> Tensor:
         """Predict the clean image (B, C, H, W) from the bridge state, the timestep and SAR."""
+        if not self.config.tile_normalise:
+            return self._predict(x_t, t, sar)
+        mean = x_t.mean(dim=(2, 3), keepdim=True)
+        spread = x_t.std(dim=(2, 3), keepdim=True) + TILE_SPREAD_FLOOR
+        condition = sar
+        if self.config.cloudy_channels:  # the radar, the cloudy image (standardised like x_t), then the rest
+            radar, start = self.config.sar_channels, self.config.sar_channels + self.config.optical_channels
+            condition = torch.cat([sar[:, :radar], (sar[:, radar:start] - mean) / spread, sar[:, start:]], dim=1)
+        return self._predict((x_t - mean) / spread, t, condition) * spread + mean
+
+    def _predict(self, x_t: Tensor, t: Tensor, sar: Tensor) -> Tensor:
         height, width = x_t.shape[-2:]
         pad_h, pad_w = -height % self.pad_multiple, -width % self.pad_multiple
         inp = F.pad(x_t, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else x_t

@@ -1,0 +1,68 @@
+"""Plot a training run's validation (its ``log.jsonl``) as PSNR against step, one panel per validation set.
+
+    .venv/bin/python scripts/training_curve.py runs/NAME/log.jsonl docs/training/NAME/curve.png
+
+Each panel shows the output and, as flat lines, the baselines the trainer logged beside it (the cloudy input, and
+for local-fill runs the fill the bridge starts from), under the cloud and on clear pixels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+PANELS = (("", "held-out places, simulated clouds"), ("real_", "held-out real cloudy / clear pairs"))
+SERIES = (
+    ("psnr_output_cloud", "output, under the cloud", "-", "C0"),
+    ("psnr_cloudy_cloud", "cloudy input, under the cloud", ":", "C0"),
+    ("psnr_local_fill_cloud", "local fill, under the cloud", "--", "C0"),
+    ("psnr_output_clear", "output, clear pixels", "-", "C1"),
+    ("psnr_cloudy_clear", "cloudy input, clear pixels", ":", "C1"),
+)
+
+
+def read_log(path: Path) -> list[dict[str, float]]:
+    """The validation lines of a run's log, in step order."""
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return sorted((line for line in lines if "step" in line), key=lambda line: line["step"])
+
+
+def plot(lines: list[dict[str, float]], out: Path, title: str) -> None:
+    """Write the PNG: one panel per validation set the log has."""
+    panels = [(prefix, name) for prefix, name in PANELS if any(f"{prefix}psnr_output_cloud" in x for x in lines)]
+    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for axis, (prefix, name) in zip(axes[0], panels):
+        for key, label, style, colour in SERIES:
+            points = [(line["step"], line[prefix + key]) for line in lines if prefix + key in line]
+            if points:
+                steps, values = zip(*points)
+                axis.plot(steps, values, style, color=colour, label=label, marker="." if style == "-" else None)
+        axis.set_title(name)
+        axis.set_xlabel("step")
+        axis.set_ylabel("PSNR (dB)")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.suptitle(title)
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=110)
+
+
+def main() -> None:
+    """Read the arguments and write the plot."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("log", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--title", default=None)
+    args = parser.parse_args()
+    plot(read_log(args.log), args.out, args.title or args.log.parent.name)
+
+
+if __name__ == "__main__":
+    main()
