@@ -161,12 +161,12 @@ def _dbcr(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: An
 
 
 def _real_pairs(data_root: Path) -> tuple[list[Any], list[Any]]:
-    """The real cloudy / clear pairs for training and for validation (split by scene); none without the folder."""
+    """The real cloudy / clear pairs for training (cirrus-free targets only) and for validation (split by scene)."""
     from models.datasets.real_pairs import PAIRS_DIR, load_real_pairs
 
     if not (data_root / PAIRS_DIR / "manifest.csv").is_file():
         return [], []
-    return load_real_pairs(data_root), load_real_pairs(data_root, held_out=True)
+    return load_real_pairs(data_root, clear_targets_only=True), load_real_pairs(data_root, held_out=True)
 
 
 def _initial_weights(args: argparse.Namespace, config: Any) -> dict[str, Any] | None:

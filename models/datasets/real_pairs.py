@@ -35,6 +35,17 @@ HELD_OUT_PAIR_SCENES = (
     "ROIs1868_summer_135",
     "ROIs1970_fall_148",
 )
+# A "clear" image whose cirrus band B10 has a median above this (DN) is itself under thin cirrus: 12 of the 15
+# training patches of ROIs1970_fall_136 (B10 423-460 DN, blue B2 ~1450 DN) against 7-26 DN for truly clear
+# scenes. Trained on, such targets teach a network to paint haze into the clouds it fills.
+MAX_CLEAR_B10_DN = 100
+
+
+def clear_target(row: dict[str, str]) -> bool:
+    """Whether a manifest row's cloud-free image is free of cirrus too (its B10 median under MAX_CLEAR_B10_DN)."""
+    return float(row["clear_B10_median"]) < MAX_CLEAR_B10_DN
+
+
 # (cloudy date, further cloudy dates, clear target date), as ImgNo indices of the series: the target is a clear
 # date 10-35 days from the cloudy one and never one of the inputs.
 SERIES_ITEMS = (
@@ -75,11 +86,14 @@ def is_held_out(scene: str) -> bool:
     return scene in HELD_OUT_PAIR_SCENES
 
 
-def load_real_pairs(root: Path, held_out: bool = False) -> list[RealPair]:
-    """The training pairs (``held_out=False``) or the evaluation pairs (``held_out=True``) of the data folder."""
+def load_real_pairs(root: Path, held_out: bool = False, clear_targets_only: bool = False) -> list[RealPair]:
+    """The training pairs (``held_out=False``) or the evaluation pairs (``held_out=True``) of the data folder.
+
+    ``clear_targets_only`` leaves out pairs whose cloud-free image is under cirrus (:func:`clear_target`).
+    """
     pairs = []
     for row in pair_rows(root):
-        if is_held_out(row["scene"]) != held_out:
+        if is_held_out(row["scene"]) != held_out or (clear_targets_only and not clear_target(row)):
             continue
         cloudy, clear = pair_paths(root, row["patch"])
         pairs.append(RealPair(row["patch"], row["scene"], read_reflectance(cloudy), read_reflectance(clear)))
