@@ -4,7 +4,9 @@ DB-CR, DiffCR and DE all adapt, each with its own training objective; DE's refer
 DE's training. RGB scenes (DE's 8-bit imagery) have no s2cloudless: the brightness rule finds their clouds.
 
 Only a bounded window of the scene is read (:data:`MAX_SCENE_SIDE`, centred), so adaptation costs the same on a
-whole Sentinel-2 tile as on a small clip.
+whole Sentinel-2 tile as on a small clip. Scenes with less than 10 % clear ground are refused. The adapted network
+runs only if it restored clear ground held back from the fine-tuning better than the original did; otherwise the
+original runs, and the log gives both scores.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from backend.raster_io import OpticalSource
 from backend.reporter import Reporter
 from backend.sar import SarSource
 from models.card import RGB_BANDS, ModelCard, save_weights
-from models.training.scene_finetune import STEPS, AdaptSettings, Scene, adapt_network, clear_fraction
+from models.training.scene_finetune import (
+    STEPS,
+    AdaptResult,
+    AdaptSettings,
+    Scene,
+    adapt_network,
+    enough_clear_ground,
+)
 
 MAX_SCENE_SIDE = 1024
 # Crops divide by every network's total downsampling (DB-CR, DiffCR and DE lite: 8 or 16).
@@ -32,7 +41,7 @@ CROP_MULTIPLE = 32
 
 
 class NothingToLearnError(BadInputError):
-    """The scene has no clear area large enough to fine-tune on."""
+    """The scene has too little clear ground to fine-tune on and check the result on."""
 
 
 def centre_window(height: int, width: int, side: int = MAX_SCENE_SIDE) -> Window:
@@ -79,14 +88,16 @@ def adapt_to_scene(
     reference: nn.Module | None = None,
     found_clouds: Callable[[KnownClouds], None] | None = None,
 ) -> nn.Module:
-    """Fine-tune ``network`` on the job's scene for ``job.adapt`` steps; save it if the job asks.
+    """Fine-tune ``network`` on the job's scene for ``job.adapt`` steps; the network to run, tuned or not.
 
+    The tuned network is returned (and saved, if the job asks) only if it restored the scene's held-back clear
+    ground better than ``network``; otherwise ``network`` is, and the log says why with both scores.
     ``found_clouds`` receives the clouds found in the scene, so that the run reuses them instead of finding them
     again.
 
     Raises:
         BadInputError: the method cannot adapt.
-        NothingToLearnError: the scene has no clear area to learn from.
+        NothingToLearnError: the scene has too little clear ground to learn from (less than 10 %, or no crop).
         CancelledError: the user cancelled during adaptation.
     """
     if card.algorithm not in STEPS:
@@ -94,30 +105,52 @@ def adapt_to_scene(
     scene, window = read_scene(job, card)
     if found_clouds is not None:
         found_clouds(KnownClouds(window, scene.mask))
-    share = clear_fraction(scene)
-    reporter.log("info", f"Adapting {card.name} to the scene: {100 * share:.0f} % clear, {job.adapt} steps")
-    if share < 0.05:
-        reporter.log("warning", "Less than 5 % of the scene is clear: adaptation has little to learn from")
 
     def progress(done: int, total: int) -> None:
         reporter.emit("progress", done=done, total=total, phase="adapt")
 
     settings = fitted(AdaptSettings(steps=job.adapt, seed=job.seed), scene)
     try:
-        tuned = adapt_network(network, card, scene, settings, reference, progress, should_stop)
+        share = enough_clear_ground(scene)
+        reporter.log("info", f"Adapting {card.name} to the scene: {100 * share:.0f} % clear, {job.adapt} steps")
+        result = adapt_network(network, card, scene, settings, reference, progress, should_stop)
     except ValueError as error:
         raise NothingToLearnError(f"Cannot adapt to this scene: {error}; run without adaptation") from error
     if should_stop():
         raise CancelledError()
+    report_check(result, card, reporter)
     if job.save_adapted:
-        save_adapted(tuned, card, job, share)
-    return tuned
+        if result.adapted:
+            save_adapted(result.network, card, job, share)
+        else:
+            reporter.log("warning", f"Not saving the adapted weights to {job.save_adapted}: {card.name} runs unadapted")
+    return result.network
+
+
+def report_check(result: AdaptResult, card: ModelCard, reporter: Reporter) -> None:
+    """Tell the user which network runs, with the held-back scores that chose it."""
+    scores = f"{result.before_db:.1f} dB -> {result.after_db:.1f} dB"
+    if result.adapted:
+        reporter.log("info", f"Adaptation helped on held-back clear ground ({scores}): running the adapted model")
+    else:
+        reporter.log(
+            "warning", f"Adaptation did not help on held-back clear ground ({scores}): running {card.name} as it was"
+        )
 
 
 def fitted(settings: AdaptSettings, scene: Scene) -> AdaptSettings:
-    """The recipe with its crop shrunk to fit a small scene (a multiple of 32 px, at least 32)."""
-    side = min(scene.mask.shape) // CROP_MULTIPLE * CROP_MULTIPLE
-    return dataclasses.replace(settings, crop=max(CROP_MULTIPLE, min(settings.crop, side)))
+    """The recipe with its crops shrunk to fit a small scene (multiples of 32 px, at least 32).
+
+    The training crop is the largest that leaves room beside it, along the scene's shorter side, for a held-back
+    crop of at least 32 px; the held-back crop takes the room left, up to its own size.
+    """
+    side = min(scene.mask.shape)
+    crop = (settings.crop // CROP_MULTIPLE) * CROP_MULTIPLE
+    while crop > CROP_MULTIPLE and crop + CROP_MULTIPLE > side:
+        crop -= CROP_MULTIPLE
+    crop = max(CROP_MULTIPLE, crop)
+    room = max(CROP_MULTIPLE, (side - crop) // CROP_MULTIPLE * CROP_MULTIPLE)
+    return dataclasses.replace(settings, crop=crop, check_crop=min(settings.check_crop, room))
 
 
 def save_adapted(network: nn.Module, card: ModelCard, job: Job, clear_share: float) -> None:

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import rasterio
+import torch
 
 from backend.job import Job
 from backend.reporter import Reporter
@@ -18,7 +19,20 @@ def _events(capsys):
     return [decode_event(line) for line in capsys.readouterr().out.splitlines()]
 
 
-def test_adapted_run_writes_output_and_keeps_the_adapted_model(tmp_path, tiny_model, capsys):
+def _logs(events):
+    return [(e.get("level"), e.get("message") or "") for e in events if e.kind == "log"]
+
+
+def _helpful_check(monkeypatch):
+    """The held-back check scores the original (first) 20 dB and the tuned network (second) 21 dB."""
+    from models.training import scene_finetune
+
+    scores = iter([20.0, 21.0])
+    monkeypatch.setattr(scene_finetune, "held_back_psnr", lambda *args, **kwargs: next(scores))
+
+
+def test_adapted_run_writes_output_and_keeps_the_adapted_model(tmp_path, tiny_model, capsys, monkeypatch):
+    _helpful_check(monkeypatch)
     kept = tmp_path / "adapted.safetensors"
     job = Job(
         algorithm="dbcr",
@@ -35,11 +49,57 @@ def test_adapted_run_writes_output_and_keeps_the_adapted_model(tmp_path, tiny_mo
     assert execute(job, Reporter(events=True)) == 0
     events = _events(capsys)
     assert [e.get("done") for e in events if e.kind == "progress" and e.get("phase") == "adapt"] == [1, 2]
-    assert any("Adapting" in (e.get("message") or "") for e in events if e.kind == "log")
+    assert any("Adapting" in message for _, message in _logs(events))
+    assert ("info", "Adaptation helped on held-back clear ground (20.0 dB -> 21.0 dB): running the adapted model") in (
+        _logs(events)
+    )
     with rasterio.open(job.output) as out:
         assert out.count == 13
     card = read_card(kept)
     assert card.name == "adapted" and card.training["adapted_to_scene"]["steps"] == 2
+
+
+def _ruinous_step(tuning):
+    """A step that wrecks the weights: the tuned network restores worse than the original."""
+
+    def step(clear, cloudy, sar):
+        with torch.no_grad():
+            for parameter in tuning.network.parameters():
+                parameter.add_(torch.randn_like(parameter))
+        return 0.0
+
+    return step
+
+
+def test_an_adaptation_that_did_not_help_runs_the_original_and_is_not_saved(tmp_path, tiny_model, capsys, monkeypatch):
+    import backend.scene_adaptation
+    from models.training import scene_finetune
+
+    monkeypatch.setitem(scene_finetune.STEPS, "dbcr", _ruinous_step)
+    ran = []
+
+    def spy(network, *args):
+        result = scene_finetune.adapt_network(network, *args)
+        ran.append((network, result))
+        return result
+
+    monkeypatch.setattr(backend.scene_adaptation, "adapt_network", spy)
+    kept = tmp_path / "adapted.safetensors"
+    job = Job(
+        algorithm="dbcr", optical=OPTICAL, sar=SAR, model=tiny_model, output=str(tmp_path / "out.tif"), device="cpu",
+        threads=1, tile_size=128, adapt=2, save_adapted=str(kept),
+    )  # fmt: skip
+    assert execute(job, Reporter(events=True)) == 0
+    logs = _logs(_events(capsys))
+    (message,) = [m for level, m in logs if level == "warning" and m.startswith("Adaptation did not help")]
+    assert message.startswith("Adaptation did not help on held-back clear ground (")
+    assert message.endswith("): running tiny as it was")
+    before, after = (float(score) for score in message.split("(")[1].split(")")[0].replace(" dB", "").split(" -> "))
+    assert after < before
+    ((original, result),) = ran
+    assert not result.adapted and result.network is original
+    assert any(level == "warning" and m.startswith("Not saving the adapted weights") for level, m in logs)
+    assert not kept.exists() and Path(job.output).exists()
 
 
 def _rgb_scene(kit, path):
@@ -49,7 +109,8 @@ def _rgb_scene(kit, path):
     return kit.write_raster(path, rgb, crs=None)
 
 
-def test_de_adapts_over_its_frozen_reference_on_an_rgb_image(tmp_path, tiny_models, capsys, kit):
+def test_de_adapts_over_its_frozen_reference_on_an_rgb_image(tmp_path, tiny_models, capsys, kit, monkeypatch):
+    _helpful_check(monkeypatch)
     kept = tmp_path / "de-adapted.safetensors"
     job = Job(
         algorithm="de",
@@ -101,6 +162,7 @@ def test_a_scene_too_cloudy_to_learn_from_is_a_sentence(tmp_path, tiny_models, c
     assert execute(job, Reporter(events=True)) == 2
     error = _events(capsys)[-1]
     assert error.kind == "error" and "adapt" in error.get("message").lower()
+    assert "only 0 % of the scene is clear ground, and adaptation needs at least 10 %" in error.get("message")
     assert not Path(job.output).exists()
 
 
@@ -114,6 +176,14 @@ def test_the_crop_shrinks_to_fit_a_small_scene():
         mask = np.zeros((side, side), bool)
         return Scene(np.zeros((3, side, side)), None, np.zeros((side, side)), mask, ~mask)
 
-    assert fitted(AdaptSettings(crop=96), scene(64)).crop == 64
-    assert fitted(AdaptSettings(crop=96), scene(120)).crop == 96
-    assert fitted(AdaptSettings(crop=96), scene(20)).crop == 32  # then "no clear area", said as a sentence
+    def crops(side):
+        settings = fitted(AdaptSettings(crop=96, check_crop=64), scene(side))
+        return settings.crop, settings.check_crop
+
+    # The training crop leaves room for a held-back crop of at least 32 px beside it.
+    assert crops(256) == (96, 64)
+    assert crops(160) == (96, 64)
+    assert crops(128) == (96, 32)
+    assert crops(120) == (64, 32)
+    assert crops(64) == (32, 32)
+    assert crops(20) == (32, 32)  # then "no clear area", said as a sentence
