@@ -24,7 +24,7 @@ def band_validity(
     if nodata is not None and not np.isnan(nodata):
         valid &= raw != np.float32(nodata)
     if has_mask:
-        valid &= dataset.dataset_mask(window=window)[None] > 0
+        valid &= dataset.dataset_mask(window=window, out_shape=raw.shape[1:])[None] > 0
     return valid
 
 

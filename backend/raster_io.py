@@ -223,14 +223,18 @@ class OpticalSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        """Read one window.
+    def read(self, window: Window, out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Read one window, at full resolution or averaged down to ``out_shape`` (rows, cols).
 
         Returns:
             reflectance: float32 (len(model bands), h, w), model band order, invalid values filled.
             valid: bool (h, w), True where the pixel has data.
         """
-        raw = self._reader.read(self.band_map.read_indexes, window=window, out_dtype=np.float32)
+        indexes = self.band_map.read_indexes
+        shape = (len(indexes), *out_shape) if out_shape is not None else None
+        raw = self._reader.read(
+            indexes, window=window, out_dtype=np.float32, out_shape=shape, resampling=Resampling.average
+        )
         band_valid = band_validity(self.dataset, raw, window, self.nodata, self.has_mask)
         valid = np.any(band_valid, axis=0)
 

@@ -55,7 +55,8 @@ class Reporter:
             if percent // 10 == self._last_percent // 10 and done != total:
                 return None
             self._last_percent = percent
-            return f"  {done}/{total} tiles ({percent}%)"
+            unit = "adaptation steps" if data.get("phase") == "adapt" else "tiles"
+            return f"  {done}/{total} {unit} ({percent}%)"
         if kind == "log":
             level = data.get("level", "info")
             return data["message"] if level == "info" else f"{level}: {data['message']}"

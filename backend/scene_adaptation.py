@@ -129,7 +129,7 @@ def adapt_to_scene(
 
 def report_check(result: AdaptResult, card: ModelCard, reporter: Reporter) -> None:
     """Tell the user which network runs, with the held-back scores that chose it."""
-    scores = f"{result.before_db:.1f} dB -> {result.after_db:.1f} dB"
+    scores = f"{result.before_db:.2f} dB -> {result.after_db:.2f} dB"
     if result.adapted:
         reporter.log("info", f"Adaptation helped on held-back clear ground ({scores}): running the adapted model")
     else:

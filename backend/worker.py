@@ -25,6 +25,7 @@ from backend.raster_io import check_has_data, open_raster
 from backend.reporter import Reporter, forward_logs
 from backend.runtime import Network, ort_device_label, place_network
 from models.card import ModelCard
+from models.cloud_fill import SceneFill
 from models.sampling.types import StepCallback
 
 log = logging.getLogger(__name__)
@@ -100,10 +101,19 @@ def load_restorer(
     try:
         # An adapted network has no file of its own: the ONNX graph must not come from the original's cache.
         placed = place(network, card, None if adapt else weights)
-        restore = make_restorer(placed, card, nfe, job.seed, reference, callback)
+        restore = make_restorer(placed, card, nfe, job.seed, reference, callback, scene_background(job, card))
     except ValueError as error:
         raise ModelError(f"Model {card.name} cannot run: {error}") from error
     return restore, card
+
+
+def scene_background(job: Job, card: ModelCard) -> SceneFill | None:
+    """The scene's coarse fill for a DB-CR model with a local-fill start (``backend.scene_fill``), else None."""
+    if card.algorithm != "dbcr" or card.bridge_start != "local_fill":
+        return None
+    from backend.scene_fill import read_scene_fill
+
+    return read_scene_fill(job, card)
 
 
 def load_reference(card: ModelCard, weights: Path) -> tuple[torch.nn.Module, ModelCard, Path] | None:

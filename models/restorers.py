@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from models.card import ModelCard, card_schedule
-from models.cloud_fill import filled_start, tile_cloud_mask
+from models.cloud_fill import SceneFill, filled_start, tile_cloud_mask
 from models.cloudmask import DEFAULT_THRESHOLD
 from models.denoisers import dbcr_denoiser, de_denoiser, diffcr_denoiser
 from models.networks.diffcr import DiffCRConfig
@@ -52,12 +52,19 @@ MAX_REFLECTANCE = 1.0
 DIFFCR_MIN_NFE = 2
 
 
-def dbcr_restorer(network: Network, card: ModelCard, nfe: int, callback: StepCallback | None = None) -> Restorer:
+def dbcr_restorer(
+    network: Network,
+    card: ModelCard,
+    nfe: int,
+    callback: StepCallback | None = None,
+    scene: SceneFill | None = None,
+) -> Restorer:
     """The DB-CR bridge: start at the cloudy image and take ``nfe`` deterministic steps.
 
     With ``card.bridge_start == "local_fill"`` the bridge starts at the cloudy image with its clouds filled from the
     clear ground around them, and the condition is the radar, the cloudy image and its cloud mask
-    (:func:`models.cloud_fill.filled_start`), as the model was trained.
+    (:func:`models.cloud_fill.filled_start`), as the model was trained. ``scene`` (the whole scene's coarse fill)
+    is where a cloud larger than a tile takes its fill from, so neighbouring tiles agree.
     """
     steps = bridge_steps(nfe, card_schedule(card, BridgeSchedule).alphas())
     denoise = dbcr_denoiser(network)
@@ -65,14 +72,15 @@ def dbcr_restorer(network: Network, card: ModelCard, nfe: int, callback: StepCal
     def restore(
         optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]], mask: Tensor | None = None
     ) -> Tensor:
-        del origins  # deterministic: tiles need no shared noise
         if sar is None:
             raise ValueError("DB-CR needs a SAR image")
         with torch.inference_mode():
             y = optical.clamp(0.0, MAX_REFLECTANCE)
             if card.bridge_start == "local_fill":
                 clouds = mask if mask is not None else tile_cloud_mask(y, card.optical_bands, DEFAULT_THRESHOLD)
-                y, sar = filled_start(y, sar, clouds)
+                size = (y.shape[-2], y.shape[-1])
+                background = scene.tiles(origins, size).to(y) if scene is not None else None
+                y, sar = filled_start(y, sar, clouds, background)
             return sample_bridge(denoise, y, steps, sar, callback)
 
     return restore
@@ -178,6 +186,7 @@ def make_restorer(
     seed: int = 0,
     reference: Network | None = None,
     callback: StepCallback | None = None,
+    scene: SceneFill | None = None,
 ) -> Restorer:
     """Build the restorer of the card's algorithm.
 
@@ -188,6 +197,7 @@ def make_restorer(
         seed: seeds the diffusion methods' starting noise (DB-CR's bridge is deterministic and has none).
         reference: DE only: its reference network, already loaded (else the DE restorer loads the card's).
         callback: ``callback(done, total)`` after every network evaluation of every batch; raise to cancel.
+        scene: DB-CR with a local-fill start only: the whole scene's coarse fill (tiles' origins index into it).
 
     Raises:
         ValueError: for an algorithm without a sampler, a reference network given to another method, or a
@@ -196,7 +206,7 @@ def make_restorer(
     if reference is not None and card.algorithm != "de":
         raise ValueError(f"only DE takes a reference network, not {card.algorithm}")
     if card.algorithm == "dbcr":
-        return dbcr_restorer(network, card, nfe, callback)
+        return dbcr_restorer(network, card, nfe, callback, scene)
     if card.algorithm == "diffcr":
         return diffcr_restorer(network, card, nfe, seed, callback)
     if card.algorithm == "de":

@@ -60,7 +60,7 @@ def pipeline_predictor(
 ) -> Predict:
     """A ``predict`` that restores each image with the backend's own pipeline and reads the GeoTIFF back.
 
-    The model is loaded once (``backend.worker.load_restorer``, as ``python -m backend run`` loads it); each image
+    The network is loaded once (``backend.worker.load_restorer``, as ``python -m backend run`` loads it); each image
     then goes through ``backend.pipeline.run_removal`` (band mapping, scaling, tiling with overlap blending,
     writing) exactly as it does for users.
 
@@ -99,6 +99,8 @@ def pipeline_predictor(
 
     def predict(cloudy: Path, sar: Path | None, extra: Sequence[Path] = ()) -> np.ndarray:
         output = workdir / f"{cloudy.stem}.{method}.tif"
+        if method == "dbcr":  # one date: a folder's further dates only feed the date baselines
+            extra = ()
         try:
             job = Job(
                 algorithm=method,
@@ -116,8 +118,8 @@ def pipeline_predictor(
             )
             if adapt:  # a model per image, adapted to it; its messages go to stderr with the progress lines
                 restore, card = adapted_restorer(job, torch_device, Reporter(events=False))
-            else:  # the first job loads the model; later ones reuse it
-                loaded[:] = loaded or [load_restorer(job, torch_device)]
+            else:  # the network is loaded once (load_network caches it); the restorer is the image's own
+                loaded[:] = [load_restorer(job, torch_device)]
                 restore, card = loaded[0]
             # keep-clear (the job's) in the same pass as a run: one cloud mask per tile, the first date kept
             run_removal(job, restore, card, device=torch_device, outputs=pass_outputs(job, card))

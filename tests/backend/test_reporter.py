@@ -29,6 +29,12 @@ def test_text_mode_throttles_progress():
     assert err.getvalue().splitlines()[-1] == "Error: S1 and S2 do not overlap"
 
 
+def test_adaptation_progress_counts_steps_not_tiles():
+    err = io.StringIO()
+    Reporter(events=False, out=io.StringIO(), err=err).emit("progress", done=6, total=60, phase="adapt")
+    assert err.getvalue().splitlines() == ["  6/60 adaptation steps (10%)"]
+
+
 def test_logs_and_warnings_are_forwarded_then_restored():
     out = io.StringIO()
     reporter = Reporter(events=True, out=out)

@@ -1,8 +1,10 @@
 """Cloud fill: the local (push-pull) fill of masked pixels, and a local-fill DB-CR's bridge start and condition."""
 
+import numpy as np
+import pytest
 import torch
 
-from models.cloud_fill import filled_start, local_fill
+from models.cloud_fill import SceneFill, filled_start, local_fill, scene_fill
 
 
 def _two_fields(size: int = 64) -> torch.Tensor:
@@ -62,3 +64,38 @@ def test_the_start_is_the_fill_and_the_condition_stacks_radar_cloudy_and_mask():
     assert condition.shape == (2, 16, 32, 32)
     assert torch.equal(condition[:, :2], sar) and torch.equal(condition[:, 2:15], optical)
     assert torch.equal(condition[:, 15:], mask)
+
+
+def test_a_tile_without_clear_ground_takes_the_background():
+    image, mask = torch.rand(1, 3, 32, 32), torch.ones(1, 1, 32, 32)
+    background = torch.rand(1, 3, 32, 32)
+    assert torch.allclose(local_fill(image, mask, background=background), background, atol=1e-5)
+
+
+def test_a_background_leaves_a_tiles_own_clear_ground_in_charge_where_it_has_some():
+    image = _two_fields(32)
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 2:6, 20:24] = 1  # a small cloud in the bright field
+    filled = local_fill(image * (1 - mask) + mask, mask, background=torch.zeros(1, 2, 32, 32))
+    assert torch.allclose(filled, image, atol=1e-4)
+
+
+def test_scene_fill_tiles_resample_the_coarse_fill_onto_the_scene_grid():
+    rows, cols = np.mgrid[:4, :4].astype(np.float32)
+    coarse = np.stack([10 * rows + cols, 10 * rows + cols + 100])  # linear, so bilinear sampling is exact inside
+    fill = SceneFill(coarse, (8.0, 8.0))  # a 32 x 32 scene read 8 times smaller
+    tiles = fill.tiles([(0, 0), (8, 12)], (16, 16))
+    assert tiles.shape == (2, 2, 16, 16)
+    # Scene pixel (r, c) sits at coarse ((r + 0.5) / 8 - 0.5, (c + 0.5) / 8 - 0.5).
+    row, col = 8 + 4, 12 + 4
+    expected = 10 * ((row + 0.5) / 8 - 0.5) + (col + 0.5) / 8 - 0.5
+    assert float(tiles[1, 0, 4, 4]) == pytest.approx(expected, abs=1e-4)
+    assert float(tiles[1, 1, 4, 4]) == pytest.approx(expected + 100, abs=1e-4)
+
+
+def test_scene_fill_fills_the_coarse_clouds():
+    coarse = np.full((2, 8, 8), 0.2, np.float32)
+    mask = np.zeros((8, 8), bool)
+    mask[2:5, 2:5] = True
+    fill = scene_fill(np.where(mask, np.float32(0.9), coarse), mask, (4.0, 4.0))
+    assert np.allclose(fill.coarse, 0.2, atol=1e-6) and fill.factor == (4.0, 4.0)
