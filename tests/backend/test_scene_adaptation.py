@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import rasterio
-import torch
 
 from backend.job import Job
 from backend.reporter import Reporter
@@ -58,23 +57,13 @@ def test_adapted_run_writes_output_and_keeps_the_adapted_model(tmp_path, tiny_mo
     assert card.name == "adapted" and card.training["adapted_to_scene"]["steps"] == 2
 
 
-def _ruinous_step(tuning):
-    """A step that wrecks the weights: the tuned network restores worse than the original."""
-
-    def step(clear, cloudy, sar):
-        with torch.no_grad():
-            for parameter in tuning.network.parameters():
-                parameter.add_(torch.randn_like(parameter))
-        return 0.0
-
-    return step
-
-
-def test_an_adaptation_that_did_not_help_runs_the_original_and_is_not_saved(tmp_path, tiny_model, capsys, monkeypatch):
+def test_an_adaptation_that_did_not_help_runs_the_original_and_is_not_saved(
+    tmp_path, tiny_model, capsys, monkeypatch, ruinous_step
+):
     import backend.scene_adaptation
     from models.training import scene_finetune
 
-    monkeypatch.setitem(scene_finetune.STEPS, "dbcr", _ruinous_step)
+    monkeypatch.setitem(scene_finetune.STEPS, "dbcr", ruinous_step)
     ran = []
 
     def spy(network, *args):

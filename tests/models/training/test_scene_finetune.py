@@ -144,20 +144,8 @@ def test_a_scene_too_small_to_hold_back_ground_is_refused():
         split_origins(_scene(cloudy_rows=0, size=32), AdaptSettings(crop=32, check_crop=32))
 
 
-def _ruinous_step(tuning):
-    """A step that wrecks the weights: the tuned network restores worse than the original."""
-
-    def step(clear, cloudy, sar):
-        with torch.no_grad():
-            for parameter in tuning.network.parameters():
-                parameter.add_(torch.randn_like(parameter))
-        return 0.0
-
-    return step
-
-
-def test_a_tuned_network_worse_on_held_back_ground_is_not_used(monkeypatch):
-    monkeypatch.setitem(scene_finetune.STEPS, "dbcr", _ruinous_step)
+def test_a_tuned_network_worse_on_held_back_ground_is_not_used(monkeypatch, ruinous_step):
+    monkeypatch.setitem(scene_finetune.STEPS, "dbcr", ruinous_step)
     network = DBCRNet(TINY)
     result = adapt_network(network, CARD, _scene(), SMALL)
     assert not result.adapted and result.network is network
