@@ -55,7 +55,11 @@ NetworkHook = Callable[[torch.nn.Module, ModelCard, "torch.nn.Module | None"], t
 
 
 def load_restorer(
-    job: Job, device: torch.device, adapt: NetworkHook | None = None, callback: StepCallback | None = None
+    job: Job,
+    device: torch.device,
+    adapt: NetworkHook | None = None,
+    callback: StepCallback | None = None,
+    scene_fill: bool = True,
 ) -> tuple[Restorer, ModelCard]:
     """Load the job's model (and DE's reference network) for the job's runtime and wrap it in its method's restorer.
 
@@ -65,6 +69,8 @@ def load_restorer(
             ``onnxruntime`` runtime takes them on the CPU, see :func:`tensor_device`).
         adapt: applied to the network (on the CPU, in torch) before it is placed: scene adaptation.
         callback: called by the sampler after every network evaluation; raising there stops the run.
+        scene_fill: read the job's scene for a local-fill DB-CR's coarse fill (``backend.scene_fill``); False for
+            a restorer of tiles that belong to no raster (the network-only benchmark).
 
     Raises:
         ModelError: the model cannot be found, read or exported, or belongs to another algorithm.
@@ -101,7 +107,8 @@ def load_restorer(
     try:
         # An adapted network has no file of its own: the ONNX graph must not come from the original's cache.
         placed = place(network, card, None if adapt else weights)
-        restore = make_restorer(placed, card, nfe, job.seed, reference, callback, scene_background(job, card))
+        scene = scene_background(job, card) if scene_fill else None
+        restore = make_restorer(placed, card, nfe, job.seed, reference, callback, scene)
     except ValueError as error:
         raise ModelError(f"Model {card.name} cannot run: {error}") from error
     return restore, card

@@ -28,6 +28,15 @@ def test_bench_table(tiny_model, capsys):
     assert all(row.endswith("% |") for row in rows)  # the pipeline's overhead over the bare network
 
 
+@pytest.mark.skipif(not (SAMPLE_DIR / SAMPLE_S2).exists(), reason="the SEN12MS-CR sample is not here")
+def test_bench_runs_the_shipped_local_fill_model(capsys):
+    # Its network-only timing restores tiles of no raster: no scene to read a coarse fill from.
+    code = main(["bench", "--sizes", "64", "--runtimes", "torch", "--device", "cpu", "--threads", "1"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert out.out.splitlines()[0].startswith("Model dbcr-lite, NFE 1")
+
+
 def test_bench_refuses_an_unknown_runtime(capsys):
     assert main(["bench", "--runtimes", "tensorflow"]) == 2
     assert "runtimes must be among" in capsys.readouterr().err
