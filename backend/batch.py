@@ -17,10 +17,10 @@ from typing import Any
 
 from backend.errors import BackendError, BadInputError, ModelError, UnreadableFileError
 from backend.job import Job
-from backend.protocol import partial_path
+from backend.protocol import BATCH_OUTPUT_SUFFIX, partial_path
 
 COLUMNS = ("optical", "sar", "output")
-OUTPUT_SUFFIX = "_cloudfree.tif"
+OUTPUT_SUFFIX = BATCH_OUTPUT_SUFFIX
 
 
 @dataclass(frozen=True)

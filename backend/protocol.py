@@ -32,6 +32,9 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
+# ``python -m backend batch``'s default output name: the (first) optical file's stem + this. The plugin's scene
+# list leaves such files out of a folder of inputs.
+BATCH_OUTPUT_SUFFIX = "_cloudfree.tif"
 
 EVENT_KINDS = ("started", "progress", "log", "finished", "error", "cancelled")
 # The ``code`` of an ``error`` event (backend/errors.py): the plugin may act on it; the message is for the user.

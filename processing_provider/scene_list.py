@@ -12,8 +12,10 @@ from pathlib import Path
 
 from qgis.core import QgsProcessingException
 
+from ..backend.protocol import BATCH_OUTPUT_SUFFIX
+
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".png")
-OUTPUT_SUFFIX = "_cloudfree.tif"  # the batch command's default output name: stem + this
+OUTPUT_SUFFIX = BATCH_OUTPUT_SUFFIX  # the batch command's default output name: stem + this
 
 
 def folder_scene_list(folder: Path, target: Path) -> Path:
