@@ -25,6 +25,23 @@ WEIGHTS = REPO / "models" / "weights" / "dbcr-lite.safetensors"
 
 BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
 
+
+def use_real_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the plugin at the project's own backend environment (``.venv``); skip where it is not set up."""
+    if not BACKEND_PYTHON.exists():
+        pytest.skip("the backend environment (.venv) is not set up")
+    monkeypatch.setenv("CLOUD_REMOVAL_PYTHON", str(BACKEND_PYTHON))
+
+
+def read_raster(path: Path) -> Any:
+    """Every band of a raster as one array (GDAL), the file closed again."""
+    dataset = gdal.Open(str(path))
+    try:
+        return dataset.ReadAsArray()
+    finally:
+        dataset = None
+
+
 # Tests that run the real backend use the shipped DB-CR model; it is committed, so they never skip: a missing
 # weights file fails them (the fixture asserts it is there).
 needs_model = pytest.mark.usefixtures("shipped_dbcr_model")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingFeedback
 from qgis.PyQt.QtCore import Qt
-from qgis_support import BACKEND_PYTHON, REPO, SAMPLE_S1, SAMPLE_S2, needs_model
+from qgis_support import BACKEND_PYTHON, REPO, SAMPLE_S1, SAMPLE_S2, needs_model, use_real_backend
 
 SIZE = int(os.environ.get("CLOUDREMOVAL_CANCEL_SIZE", "512"))
 
@@ -57,7 +57,7 @@ def mosaic(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 def test_cancel_halfway_leaves_nothing(
     provider: Any, mosaic: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warm: bool
 ) -> None:
-    monkeypatch.setenv("CLOUD_REMOVAL_PYTHON", str(BACKEND_PYTHON))
+    use_real_backend(monkeypatch)
     monkeypatch.setenv("CLOUD_REMOVAL_WARM_WORKER", "1" if warm else "0")
     output = tmp_path / "out.tif"
     algorithm = QgsApplication.processingRegistry().createAlgorithmById("cloudremoval:dbcr")

@@ -9,21 +9,19 @@ from typing import Any
 import pytest
 from qgis.core import QgsApplication, QgsProcessingContext
 from qgis_support import (
-    BACKEND_PYTHON,
     SAMPLE_S1,
     SAMPLE_S2,
     RecordingFeedback,
     needs_backend,
     needs_model,
     raster_grid,
+    use_real_backend,
 )
 
 
 @pytest.fixture(autouse=True)
 def real_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    if not BACKEND_PYTHON.exists():
-        pytest.skip("the backend environment (.venv) is not set up")
-    monkeypatch.setenv("CLOUD_REMOVAL_PYTHON", str(BACKEND_PYTHON))
+    use_real_backend(monkeypatch)
 
 
 def run(parameters: dict[str, Any]) -> tuple[dict[str, Any], bool, RecordingFeedback]:

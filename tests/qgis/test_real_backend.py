@@ -11,10 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from osgeo import gdal
 from qgis.core import QgsApplication, QgsProcessingContext
 from qgis_support import (
-    BACKEND_PYTHON,
     SAMPLE_RGB,
     SAMPLE_S1,
     SAMPLE_S2,
@@ -23,14 +21,14 @@ from qgis_support import (
     needs_model,
     needs_weights,
     raster_grid,
+    read_raster,
+    use_real_backend,
 )
 
 
 @pytest.fixture(autouse=True)
 def real_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    if not BACKEND_PYTHON.exists():
-        pytest.skip("the backend environment (.venv) is not set up")
-    monkeypatch.setenv("CLOUD_REMOVAL_PYTHON", str(BACKEND_PYTHON))
+    use_real_backend(monkeypatch)
 
 
 def run(algorithm_id: str, parameters: dict[str, Any]) -> tuple[dict[str, Any], RecordingFeedback]:
@@ -39,14 +37,6 @@ def run(algorithm_id: str, parameters: dict[str, Any]) -> tuple[dict[str, Any], 
     results, ok = algorithm.run(parameters, QgsProcessingContext(), feedback)
     assert ok, feedback.errors
     return results, feedback
-
-
-def read(path: Path) -> np.ndarray:
-    dataset = gdal.Open(str(path))
-    try:
-        return dataset.ReadAsArray()
-    finally:
-        dataset = None
 
 
 @needs_backend("cloudmask", "--probability", "--mask", "--dilation")
@@ -60,7 +50,7 @@ def test_cloud_mask_of_the_sample(provider: Any, tmp_path: Path) -> None:
         written = raster_grid(path)
         assert (written["crs"], written["transform"], written["size"]) == (grid["crs"], grid["transform"], grid["size"])
         assert (written["bands"], written["dtype"]) == (1, dtype)
-    assert set(np.unique(read(mask))) <= {0, 1, 255}
+    assert set(np.unique(read_raster(mask))) <= {0, 1, 255}
     assert 0.05 < results["CLOUD_FRACTION"] < 0.8  # the sample is about 30 % cloud
     assert any(info.startswith("Cloud cover:") for info in feedback.infos)  # the backend's words, relayed
 
@@ -72,7 +62,7 @@ def test_keep_clear_reports_the_cloud_fraction_and_keeps_clear_pixels(provider: 
     parameters = {"OPTICAL": str(SAMPLE_S2), "SAR": str(SAMPLE_S1), "KEEP_CLEAR": True, "TILE_SIZE": 128}
     results, _ = run("cloudremoval:dbcr", {**parameters, "DEVICE": 1, "OUTPUT": str(output)})
     assert 0.05 < results["CLOUD_FRACTION"] < 0.8
-    changed = np.any(read(output) != read(SAMPLE_S2), axis=0)
+    changed = np.any(read_raster(output) != read_raster(SAMPLE_S2), axis=0)
     assert changed.mean() < 0.95  # most clear pixels are the input's own
 
 
@@ -101,4 +91,5 @@ def test_de_on_the_rgb_sample(provider: Any, tmp_path: Path) -> None:
     run("cloudremoval:de", parameters)
     grid = raster_grid(output)
     assert (grid["size"], grid["bands"], grid["dtype"]) == ((256, 256), 3, "Byte")
-    assert np.abs(read(output).astype(float) - read(SAMPLE_RGB).astype(float)).mean() > 1  # the model changed it
+    change = np.abs(read_raster(output).astype(float) - read_raster(SAMPLE_RGB).astype(float))
+    assert change.mean() > 1  # the model changed it

@@ -14,9 +14,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from osgeo import gdal
 from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingException
-from qgis_support import BACKEND_PYTHON, FAKE_BACKEND, SAMPLE_S1, SAMPLE_S2, RecordingFeedback, needs_model
+from qgis_support import (
+    FAKE_BACKEND,
+    SAMPLE_S1,
+    SAMPLE_S2,
+    RecordingFeedback,
+    needs_model,
+    read_raster,
+    use_real_backend,
+)
 
 STOPPED = "The backend worker stopped (exit code -9); restarting it"
 
@@ -175,25 +182,15 @@ def test_the_warm_worker_can_be_turned_off(
     assert fake_serve.WORKER.pid is None
 
 
-def read(path: Path) -> np.ndarray:
-    dataset = gdal.Open(str(path))
-    try:
-        return dataset.ReadAsArray()
-    finally:
-        dataset = None
-
-
 @needs_model
 def test_the_real_worker_matches_one_shot_runs(
     provider: Any, worker: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    if not BACKEND_PYTHON.exists():
-        pytest.skip("the backend environment (.venv) is not set up")
-    monkeypatch.setenv("CLOUD_REMOVAL_PYTHON", str(BACKEND_PYTHON))
+    use_real_backend(monkeypatch)
     monkeypatch.setenv("CLOUD_REMOVAL_WARM_WORKER", "0")
     _, ok = run_dbcr(tmp_path / "one_shot.tif", Feedback())
     assert ok and worker.WORKER.pid is None
-    reference = read(tmp_path / "one_shot.tif")
+    reference = read_raster(tmp_path / "one_shot.tif")
 
     monkeypatch.setenv("CLOUD_REMOVAL_WARM_WORKER", "1")
     pids = []
@@ -201,7 +198,7 @@ def test_the_real_worker_matches_one_shot_runs(
         feedback = Feedback()
         _, ok = run_dbcr(tmp_path / name, feedback)
         assert ok, feedback.errors
-        np.testing.assert_array_equal(read(tmp_path / name), reference)
+        np.testing.assert_array_equal(read_raster(tmp_path / name), reference)
         pids.append(worker.WORKER.pid)
     assert pids[0] is not None and pids[0] == pids[1]
     assert any("already loaded" in info for info in feedback.infos), feedback.infos
@@ -221,4 +218,4 @@ def test_the_real_worker_matches_one_shot_runs(
     assert ok, feedback.errors
     assert f"{STOPPED}." in feedback.warnings
     assert worker.WORKER.pid not in (None, pids[0])
-    np.testing.assert_array_equal(read(tmp_path / "c.tif"), reference)
+    np.testing.assert_array_equal(read_raster(tmp_path / "c.tif"), reference)
