@@ -74,16 +74,13 @@ def local_fill(image: Tensor, mask: Tensor, levels: int = FILL_LEVELS, backgroun
     clear = (mask <= 0).to(image.dtype)
     pyramid = _pull(image, clear, levels)
     fill = _push(pyramid, image, clear)
-    if background is not None:
-        # Where the tile's coarsest cells hold little clear ground of their own, the scene's fill takes over.
-        weight = pyramid[-1][1]
-        support = (4 * weight).clamp(max=1.0)
-        support = F.interpolate(support, size=image.shape[-2:], mode="bilinear", align_corners=False)
-        fill = support * fill + (1 - support) * background
-    fillable = clear.sum(dim=(1, 2, 3), keepdim=True) > 0
-    if background is not None:
-        fillable = torch.ones_like(fillable)
-    return torch.where((mask > 0) & fillable, fill, image)
+    if background is None:
+        fillable = clear.sum(dim=(1, 2, 3), keepdim=True) > 0
+        return torch.where((mask > 0) & fillable, fill, image)
+    # Where the tile's coarsest cells hold little clear ground of their own, the scene's fill takes over.
+    _, support = _trusted(*pyramid[-1])
+    support = F.interpolate(support, size=image.shape[-2:], mode="bilinear", align_corners=False)
+    return torch.where(mask > 0, support * fill + (1 - support) * background, image)
 
 
 def _trusted(total: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:

@@ -95,7 +95,6 @@ def pipeline_predictor(
     except BackendError as error:
         raise EvaluationError(str(error)) from error
     configure_threads(None)
-    loaded: list[tuple[Restorer, ModelCard]] = []
 
     def predict(cloudy: Path, sar: Path | None, extra: Sequence[Path] = ()) -> np.ndarray:
         output = workdir / f"{cloudy.stem}.{method}.tif"
@@ -119,8 +118,7 @@ def pipeline_predictor(
             if adapt:  # a model per image, adapted to it; its messages go to stderr with the progress lines
                 restore, card = adapted_restorer(job, torch_device, Reporter(events=False))
             else:  # the network is loaded once (load_network caches it); the restorer is the image's own
-                loaded[:] = [load_restorer(job, torch_device)]
-                restore, card = loaded[0]
+                restore, card = load_restorer(job, torch_device)
             # keep-clear (the job's) in the same pass as a run: one cloud mask per tile, the first date kept
             run_removal(job, restore, card, device=torch_device, outputs=pass_outputs(job, card))
             return read_reflectance(output)

@@ -158,15 +158,14 @@ def evaluate_filled(
     are the input's and only the clouds differ. ``score`` is the mean PSNR under the cloud of the simulated crops
     and of the held-out real pairs.
     """
-    card = validation_card(network.config, settings)
-    restore = make_restorer(network, card, nfe)
+    restore = make_restorer(network, dbcr_card("validation", network.config, settings, {}, {}, 0.0), nfe)
     network.eval()
     scores: dict[str, float] = {}
     with torch.inference_mode():
-        for prefix, key, sar in (("", "", validation["sar"]), ("real_", "real_", None)):
-            if f"{key}cloudy" not in validation:
+        for prefix, sar in (("", validation["sar"]), ("real_", None)):
+            if f"{prefix}cloudy" not in validation:
                 continue
-            cloudy, clear, mask = (validation[f"{key}{name}"] for name in ("cloudy", "clear", "mask"))
+            cloudy, clear, mask = (validation[f"{prefix}{name}"] for name in ("cloudy", "clear", "mask"))
             cloudy = cloudy.clamp(0, 1)
             sar = sar if sar is not None else torch.full((len(cloudy), 2, *cloudy.shape[-2:]), SAR_MISSING)
             masks = mask[:, None].to(cloudy.dtype)
@@ -179,22 +178,12 @@ def evaluate_filled(
     return scores
 
 
-def validation_card(config: DBCRConfig, settings: TrainSettings) -> ModelCard:
-    """A card with what the restorer needs of a model in training: config, schedule and bridge start."""
-    return ModelCard(
-        name="validation",
-        algorithm="dbcr",
-        config=config.to_dict(),
-        schedule=BridgeSchedule(settings.schedule, BRIDGE_TIMESTEPS),
-        bridge_start=settings.bridge_start,
-    )
-
-
 def masked_l1(prediction: Tensor, target: Tensor, mask: Tensor, clear_weight: float = CLEAR_WEIGHT) -> Tensor:
     """Mean absolute error over the masked pixels plus ``clear_weight`` times that over the others.
 
-    Only the clouds reach the user (the rest is kept from the input), but the clear pixels still matter a little:
-    the keep-clear pass shifts the output by its mean difference from the input there (match_clear_pixels).
+    A term without pixels adds 0. Only the clouds reach the user (the rest is kept from the input), but the clear
+    pixels still matter a little: the keep-clear pass shifts the output by its mean difference from the input there
+    (match_clear_pixels).
     """
     error = (prediction - target).abs()
     inside = mask.expand_as(error).to(error.dtype)
@@ -211,10 +200,7 @@ def balanced_l1(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         target: (B, C, H, W).
         mask: (B, 1, H, W) bool, True under the cloud.
     """
-    error = (prediction - target).abs()
-    inside = mask.expand_as(error).to(error.dtype)
-    outside = 1.0 - inside
-    return (error * inside).sum() / inside.sum().clamp(min=1.0) + (error * outside).sum() / outside.sum().clamp(min=1.0)
+    return masked_l1(prediction, target, mask, clear_weight=1.0)
 
 
 def training_step(
