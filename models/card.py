@@ -40,6 +40,9 @@ SAR_MISSING = 0.0
 # Where a DB-CR bridge starts: the cloudy image, or that image with its clouds filled from their clear
 # surroundings (models/cloud_fill.py).
 BRIDGE_STARTS = ("cloudy", "local_fill")
+# What a DiffCR network's x0 prediction is added to: nothing (the paper), or the first date's clouds filled from the
+# other dates (models/temporal_fill.py), so that the network only corrects that fill.
+X0_PRIORS = ("none", "temporal_fill")
 
 S = TypeVar("S", BridgeSchedule, DiffCRSchedule, DESchedule)
 
@@ -63,6 +66,7 @@ class ModelCard:
             network without a sampler (DE's reference network).
         reference_model: DE only: the name or path of its reference network.
         bridge_start: DB-CR only: one of :data:`BRIDGE_STARTS`; older cards start at the cloudy image.
+        x0_prior: DiffCR only: one of :data:`X0_PRIORS`; older cards have none.
         training: what data and recipe produced the weights.
         metrics: measured results, each with the data it was measured on.
         description: one paragraph for users.
@@ -80,6 +84,7 @@ class ModelCard:
     schedule: Schedule | None = None
     reference_model: str | None = None
     bridge_start: str = "cloudy"
+    x0_prior: str = "none"
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
@@ -87,6 +92,8 @@ class ModelCard:
     def __post_init__(self) -> None:
         if self.bridge_start not in BRIDGE_STARTS:
             raise ValueError(f"bridge_start must be one of {BRIDGE_STARTS}, not {self.bridge_start!r}")
+        if self.x0_prior not in X0_PRIORS:
+            raise ValueError(f"x0_prior must be one of {X0_PRIORS}, not {self.x0_prior!r}")
         schedule: Any = self.schedule
         if schedule is None or isinstance(schedule, Mapping):
             # Older cards kept DE's reference network among the schedule's keys.

@@ -29,7 +29,9 @@ def dbcr_denoiser(network: Network) -> Denoiser:
     return denoise
 
 
-def diffcr_denoiser(network: Network, schedule: DiscreteVPSchedule, time_input: str = "gamma") -> Denoiser:
+def diffcr_denoiser(
+    network: Network, schedule: DiscreteVPSchedule, time_input: str = "gamma", prior: bool = False
+) -> Denoiser:
     """Adapt a DiffCR network to DPM-Solver's continuous time t ∈ [1/N, 1].
 
     The official code trains with the embedding fed γ = ᾱ ∈ (0, 1] but its DPM-Solver wrapper feeds
@@ -42,9 +44,11 @@ def diffcr_denoiser(network: Network, schedule: DiscreteVPSchedule, time_input: 
         network: a ``DiffCRNet`` (or an ONNX-backed stand-in with the same call signature).
         schedule: the discrete VP schedule the sampler runs on.
         time_input: ``official`` or ``gamma``.
+        prior: the network corrects a prior (``DiffCRConfig.prior``): ``cond`` is the pair (stacked dates with
+            their masks, prior in [-1, 1]), the network sees both on the channel axis and x0 = prior + its output.
 
     Returns:
-        The denoiser; ``cond`` is the stacked cloudy dates (B, dates·(bands + sar_bands), H, W).
+        The denoiser; ``cond`` is the stacked cloudy dates (B, dates·(bands + sar_bands), H, W), or the pair.
 
     Raises:
         ValueError: for an unknown ``time_input``.
@@ -54,7 +58,10 @@ def diffcr_denoiser(network: Network, schedule: DiscreteVPSchedule, time_input: 
     to_input = schedule.official_time_input if time_input == "official" else schedule.alphas_cumprod
 
     def denoise(x_t: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
-        return network(x_t, to_input(t), cond)
+        if not prior:
+            return network(x_t, to_input(t), cond)
+        dates, x0_prior = cond
+        return x0_prior + network(x_t, to_input(t), torch.cat([dates, x0_prior], dim=1))
 
     return denoise
 

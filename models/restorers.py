@@ -10,7 +10,7 @@ exception raised from it leaves ``restore`` at once (how the backend cancels wit
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import torch
@@ -27,6 +27,7 @@ from models.sampling.dpm_solver import DiscreteVPSchedule, dpm_solver_steps, dyn
 from models.sampling.position_noise import batch_position_noise
 from models.sampling.schedule_configs import BridgeSchedule, DESchedule, DiffCRSchedule
 from models.sampling.types import StepCallback
+from models.temporal_fill import temporal_fill
 
 
 class Restorer(Protocol):
@@ -95,36 +96,93 @@ def _per_date(images: Tensor, per_date: int, dates: int, what: str) -> Tensor:
     raise ValueError(f"{what} has {images.shape[1]} bands; this model needs {per_date} per date for {dates} dates")
 
 
+def given_dates(optical: Tensor, bands: int, dates: int) -> tuple[Tensor, int]:
+    """(B, k·bands, H, W) with 1 <= k <= dates → (B, dates, bands, H, W) and k; missing dates repeat the first.
+
+    Raises:
+        ValueError: if the bands are not a whole number of dates, or more dates than the model's.
+    """
+    given, rest = divmod(optical.shape[1], bands)
+    if rest or not 1 <= given <= dates:
+        raise ValueError(
+            f"the optical image has {optical.shape[1]} bands; this model takes 1 to {dates} dates of {bands}"
+        )
+    stack = optical.reshape(optical.shape[0], given, bands, *optical.shape[-2:])
+    missing = stack[:, :1].expand(-1, dates - given, -1, -1, -1)
+    return torch.cat([stack, missing], dim=1), given
+
+
+def date_clouds(dates: Tensor, given: int, bands: Sequence[str], first: Tensor | None = None) -> Tensor:
+    """(B, T, C, H, W) dates → (B, T, 1, H, W) cloud masks, 1 = cloud.
+
+    Date 0 takes ``first`` where the caller has it, the other given dates s2cloudless, and the dates after the
+    ``given`` ones are cloud everywhere (never used).
+    """
+    masks = [first if first is not None else tile_cloud_mask(dates[:, 0], bands, DEFAULT_THRESHOLD)]
+    masks += [tile_cloud_mask(dates[:, k], bands, DEFAULT_THRESHOLD) for k in range(1, given)]
+    masks += [torch.ones_like(masks[0])] * (dates.shape[1] - given)
+    return torch.stack([m.to(dates) for m in masks], dim=1)
+
+
+def diffcr_prior_condition(
+    dates: Tensor, given: int, bands: Sequence[str], first: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """A prior DiffCR's condition and prior, both in the network's [-1, 1] range.
+
+    Returns:
+        (B, dates·(bands + 1), H, W), each date's bands then its cloud mask (0 clear, 1 cloud); and (B, bands, H, W),
+        the first date with its clouds filled from the other dates (:func:`models.temporal_fill.temporal_fill`).
+    """
+    clouds = date_clouds(dates, given, bands, first)
+    present = torch.arange(dates.shape[1], device=dates.device) < given
+    prior = temporal_fill(dates, clouds, present.expand(dates.shape[0], -1))
+    cond = torch.cat([dates * 2 - 1, clouds], dim=2).flatten(1, 2)
+    return cond, prior.clamp(0.0, MAX_REFLECTANCE) * 2 - 1
+
+
 def diffcr_restorer(
     network: Network, card: ModelCard, nfe: int, seed: int = 0, callback: StepCallback | None = None
 ) -> Restorer:
     """DiffCR: DPM-Solver++ from position noise, conditioned on the cloudy date(s) and optional SAR.
 
     ``optical`` holds one image (repeated for every date) or the dates stacked band-wise, date after date;
-    ``sar`` likewise, when the model has SAR bands.
+    ``sar`` likewise, when the model has SAR bands. A model with ``card.x0_prior == "temporal_fill"`` takes 1 to
+    ``dates`` dates (the missing ones count as cloudy everywhere), sees each date's cloud mask (``mask``, when given,
+    is the first date's) and predicts a correction of the temporal fill of the first date's clouds; an untrained one
+    returns that fill.
     """
     if nfe < DIFFCR_MIN_NFE:
         raise ValueError(f"DiffCR needs at least {DIFFCR_MIN_NFE} steps (NFE), not {nfe}")
     config = DiffCRConfig.from_dict(card.config)
+    with_prior = card.x0_prior == "temporal_fill"
+    if with_prior != config.prior:
+        raise ValueError(f"the card's x0_prior {card.x0_prior!r} does not fit a network with prior={config.prior}")
+    if with_prior and config.sar_bands:
+        raise ValueError("a DiffCR model with a temporal-fill prior is optical only; this one has SAR bands")
     schedule = card_schedule(card, DiffCRSchedule)
     vp = DiscreteVPSchedule.from_betas(schedule.betas())
     steps = dpm_solver_steps(nfe, vp)
-    denoise = diffcr_denoiser(network, vp, schedule.time_input)
+    denoise = diffcr_denoiser(network, vp, schedule.time_input, prior=with_prior)
     threshold = schedule.thresholding
     correct = (lambda x0: dynamic_thresholding(x0, threshold.ratio, threshold.max_val)) if threshold else None
 
-    def restore(
-        optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]], mask: Tensor | None = None
-    ) -> Tensor:
-        del mask  # DiffCR restores every pixel
+    def condition(optical: Tensor, sar: Tensor | None, mask: Tensor | None) -> Any:
+        if with_prior:
+            dates, given = given_dates(optical, config.bands, config.dates)
+            return diffcr_prior_condition(dates, given, card.optical_bands, mask)
         dates = _per_date(optical, config.bands, config.dates, "the optical image")
         if config.sar_bands:
             if sar is None:
                 raise ValueError(f"this DiffCR model needs {config.sar_bands} SAR bands per date")
             dates = torch.cat([dates, _per_date(sar, config.sar_bands, config.dates, "the SAR image")], dim=2)
-        cond = (dates * 2 - 1).flatten(1, 2)
+        return (dates * 2 - 1).flatten(1, 2)
+
+    def restore(
+        optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]], mask: Tensor | None = None
+    ) -> Tensor:
         shape = (config.bands, *optical.shape[-2:])
         with torch.inference_mode():
+            cond = condition(optical, sar, mask)
             x = batch_position_noise(seed, origins, shape, optical.device).to(optical.dtype)
             x0 = sample_dpm_solver(denoise, x, steps, cond, callback, correct_x0=correct)
             return (x0 + 1) / 2

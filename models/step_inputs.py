@@ -12,7 +12,8 @@ StepExample = tuple[tuple[torch.Tensor, ...], list[str], list[str]]
 
 
 def _diffcr_step(config: Mapping[str, Any], batch: int, tile: int) -> StepExample:
-    cond_channels = config["dates"] * (config["bands"] + config["sar_bands"])
+    prior = int(config.get("prior", False))  # each date's cloud mask, then the prior (models.networks.diffcr)
+    cond_channels = config["dates"] * (config["bands"] + config["sar_bands"] + prior) + config["bands"] * prior
     inputs = (
         torch.randn(batch, config["bands"], tile, tile),
         torch.rand(batch),

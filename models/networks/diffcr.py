@@ -38,6 +38,10 @@ class DiffCRConfig:
         dec_blocks: TCF blocks per decoder level (same length as ``enc_blocks``).
         emb_dim: sinusoidal embedding size of the noise level (official: 64).
         time_dim: time-feature size after the MLP (official: 256).
+        prior: the network refines a prior x0 (a fill of the clouds from the other dates): each date's condition
+            carries its cloud mask (1 = cloud) after its bands, the prior (bands channels, [-1, 1]) follows the
+            dates in ``cond`` and enters beside x_t, and the last layer starts at zero, so that an untrained
+            network adds nothing to the prior (``models.denoisers.diffcr_denoiser`` adds it). Not in the paper.
     """
 
     bands: int = 3
@@ -49,6 +53,7 @@ class DiffCRConfig:
     dec_blocks: tuple[int, ...] = (1, 1, 1, 1)
     emb_dim: int = 64
     time_dim: int = 256
+    prior: bool = False
 
     @classmethod
     def paper(cls) -> DiffCRConfig:
@@ -64,13 +69,18 @@ class DiffCRConfig:
 
     @property
     def cond_channels(self) -> int:
-        """Channels of one date's condition: optical bands plus SAR bands."""
-        return self.bands + self.sar_bands
+        """Channels of one date's condition: optical bands, SAR bands, and its cloud mask with a prior."""
+        return self.bands + self.sar_bands + int(self.prior)
+
+    @property
+    def cond_total(self) -> int:
+        """Channels of the whole ``cond``: every date's condition, then the prior's bands."""
+        return self.dates * self.cond_channels + self.bands * int(self.prior)
 
 
-# A CPU-practical DiffCR for Sentinel-2: 13 L1C bands, one cloudy date, S1 VV + VH as extra condition channels,
-# width 16 (1.68 M parameters, 2.2 GMACs per 256² tile against the paper's 22.9 M and 45.8).
-LITE = DiffCRConfig(bands=13, dates=1, sar_bands=2, width=16)
+# A CPU-practical DiffCR for Sentinel-2, optical only as in the paper: 13 L1C bands, up to three dates with their
+# cloud masks, refining the temporal fill of the first date's clouds (models/temporal_fill.py); width 16.
+LITE = DiffCRConfig(bands=13, dates=3, sar_bands=0, width=16, prior=True)
 
 
 def gamma_embedding(gammas: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -84,9 +94,9 @@ class DiffCRNet(nn.Module):
     Call as ``network(x_t, gamma, cond)``:
         x_t: (B, bands, H, W) noisy target in [-1, 1].
         gamma: (B,) the time input the embedding sees (γ = ᾱ in training; see ``models.denoisers.diffcr_denoiser``).
-        cond: (B, dates·(bands + sar_bands), H, W), the cloudy dates stacked on the channel axis, each date's
-            optical bands followed by its SAR bands.
-    Returns (B, bands, H, W), the predicted cloud-free image x0.
+        cond: (B, ``config.cond_total``, H, W), the cloudy dates stacked on the channel axis, each date's
+            optical bands followed by its SAR bands (and its cloud mask), then the prior when ``config.prior``.
+    Returns (B, bands, H, W), the predicted cloud-free image x0 (with a prior: the correction to add to it).
     """
 
     def __init__(self, config: DiffCRConfig) -> None:
@@ -95,7 +105,8 @@ class DiffCRNet(nn.Module):
             raise ValueError("enc_blocks and dec_blocks must have the same length (one entry per level)")
         self.config = config
         width, time_dim = config.width, config.time_dim
-        self.intro = nn.Conv2d(config.bands, width, 3, padding=1)
+        # With a prior the target branch sees x_t and the prior side by side.
+        self.intro = nn.Conv2d(config.bands * (1 + int(config.prior)), width, 3, padding=1)
         self.cond_intro = nn.Conv2d(config.cond_channels, width, 3, padding=1)
         self.ending = nn.Conv2d(width, config.bands, 3, padding=1)
         self.encoders = nn.ModuleList()
@@ -118,6 +129,9 @@ class DiffCRNet(nn.Module):
             self.decoders.append(TimedSequence([TimeNAFBlock(chan, time_dim) for _ in range(num)]))
         self.map = nn.Sequential(nn.Linear(config.emb_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
         self.multiple = 2 ** len(config.enc_blocks)
+        if config.prior:  # an untrained network returns the prior exactly (the denoiser adds it)
+            for parameter in self.ending.parameters():
+                nn.init.zeros_(parameter)
 
     def forward(self, x_t: torch.Tensor, gamma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Predict x0 from the noisy target, its time input and the stacked cloudy dates."""
@@ -128,6 +142,9 @@ class DiffCRNet(nn.Module):
         if pad_h or pad_w:  # zero padding at the bottom/right, as the official check_image_size
             x_t = F.pad(x_t, (0, pad_w, 0, pad_h))
             cond = F.pad(cond, (0, pad_w, 0, pad_h))
+        if cfg.prior:
+            x_t = torch.cat([x_t, cond[:, cfg.dates * cfg.cond_channels :]], dim=1)
+            cond = cond[:, : cfg.dates * cfg.cond_channels]
         # The dates share one encoder: fold them into the batch (B·dates, C, H, W).
         c = cond.reshape(batch * cfg.dates, cfg.cond_channels, cond.shape[-2], cond.shape[-1])
         x = self.intro(x_t)

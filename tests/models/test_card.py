@@ -63,3 +63,15 @@ def test_the_shipped_cards_load_as_before(path):
     }
     assert card.schedule == expected[card.name]
     assert card.reference_model == ("de-reference-lite" if card.name == "de-lite" else None)
+
+
+def test_x0_prior_defaults_to_none_for_older_cards_and_is_validated():
+    import json
+
+    card = ModelCard(name="c", algorithm="diffcr", config={})
+    raw = json.loads(card.to_json())
+    del raw["x0_prior"]  # a card written before the field existed
+    assert ModelCard.from_json(json.dumps(raw)).x0_prior == "none"
+    assert ModelCard.from_json(card.replace(x0_prior="temporal_fill").to_json()).x0_prior == "temporal_fill"
+    with pytest.raises(ValueError, match="x0_prior"):
+        card.replace(x0_prior="median")

@@ -55,3 +55,19 @@ def test_de_denoiser_fuses_with_the_clamped_weight():
     x0 = de_denoiser(network, AC)(x_t, torch.tensor([0]), (x_t, ref))
     expected = 0.3 * 0.5 + 0.7 * (0.2 / float(AC[0]) ** 0.5)
     torch.testing.assert_close(x0, torch.full_like(x0, expected))
+
+
+def test_a_prior_diffcr_denoiser_adds_the_prior_and_shows_it_to_the_network():
+    schedule = DiscreteVPSchedule.from_betas(sigmoid_betas(1000))
+    seen = []
+
+    def network(x_t, time_input, cond):
+        seen.append(cond)
+        return torch.full_like(x_t, 0.25)
+
+    dates, prior = torch.zeros(1, 8, 4, 4), torch.full((1, 3, 4, 4), -0.5)
+    x0 = diffcr_denoiser(network, schedule, "gamma", prior=True)(
+        torch.zeros(1, 3, 4, 4), torch.tensor([0.5]), (dates, prior)
+    )
+    torch.testing.assert_close(x0, torch.full_like(prior, -0.25))
+    torch.testing.assert_close(seen[0], torch.cat([dates, prior], dim=1))

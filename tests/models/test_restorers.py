@@ -9,8 +9,9 @@ from models.networks.dbcr import DBCRConfig, DBCRNet
 from models.networks.de import DEConfig, DENet
 from models.networks.de_reference import DEReferenceConfig, DEReferenceNet
 from models.networks.diffcr import DiffCRConfig, DiffCRNet
-from models.restorers import de_restorer, diffcr_restorer, make_restorer
+from models.restorers import date_clouds, de_restorer, diffcr_restorer, given_dates, make_restorer
 from models.sampling.schedule_configs import DESchedule, DiffCRSchedule, Thresholding
+from models.temporal_fill import temporal_fill
 
 DIFFCR = DiffCRConfig(width=8, enc_blocks=(1,), dec_blocks=(1,), dates=2)
 SCHEDULE = DiffCRSchedule("sigmoid", 1000, time_input="gamma", thresholding=Thresholding(0.995, 1))
@@ -154,3 +155,67 @@ def test_a_local_fill_dbcr_finds_the_clouds_itself_without_a_mask():
 def test_cards_refuse_an_unknown_bridge_start():
     with pytest.raises(ValueError, match="bridge_start"):
         ModelCard(name="b", algorithm="dbcr", config={}, bridge_start="median")
+
+
+PRIOR = DiffCRConfig(bands=13, dates=3, width=8, enc_blocks=(1,), dec_blocks=(1,), prior=True)
+
+
+def _prior_diffcr():
+    torch.manual_seed(0)
+    network = DiffCRNet(PRIOR).eval()  # its last layer starts at zero: it adds nothing to the prior
+    card = ModelCard(
+        name="p", algorithm="diffcr", config=PRIOR.__dict__, sar_bands=(), schedule=SCHEDULE, x0_prior="temporal_fill"
+    )
+    return network, card
+
+
+def _two_dates(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two dark clear dates of one place (s2cloudless finds no cloud) and a square cloud on the first."""
+    torch.manual_seed(1)
+    spectrum = torch.linspace(0.05, 0.15, 13)[None, :, None, None]  # band-to-band noise would look like cloud
+    ground = spectrum * (0.8 + 0.4 * torch.rand(1, 1, size, size))
+    mask = torch.zeros(1, 1, size, size)
+    mask[..., 8:20, 8:20] = 1.0
+    first = torch.where(mask > 0, torch.full_like(ground, 0.6), ground)
+    return torch.cat([first, ground * 0.9 + 0.01], dim=1), mask
+
+
+@pytest.mark.parametrize("given", [1, 2, 3])
+def test_an_untrained_prior_diffcr_returns_the_temporal_fill_through_the_sampler(given):
+    network, card = _prior_diffcr()
+    optical, mask = _two_dates()
+    optical = torch.cat([optical, optical[:, 13:]], dim=1)[:, : 13 * given]
+    restore = diffcr_restorer(network, card, nfe=4)
+    out = restore(optical, None, [(0, 0)], mask)
+    dates, count = given_dates(optical, 13, 3)
+    clouds = date_clouds(dates, count, card.optical_bands, mask)
+    assert torch.equal(clouds[0, count:], torch.ones_like(clouds[0, count:]))  # missing dates: cloud everywhere
+    present = torch.tensor([[k < given for k in range(3)]])
+    torch.testing.assert_close(out, temporal_fill(dates, clouds, present), rtol=0, atol=1e-6)
+    if given > 1:  # under the cloud: the second date (clear to s2cloudless), matched to the first
+        assert clouds[0, 1].sum() == 0
+        assert (out[:, :, 8:20, 8:20] - optical[:, 13:26, 8:20, 8:20]).abs().max() < 0.02
+    else:  # one date: the local fill of the clear ground around the cloud
+        torch.testing.assert_close(out, local_fill(optical, mask), rtol=0, atol=1e-6)
+
+
+def test_a_prior_diffcr_refuses_more_dates_than_its_own_and_a_card_that_does_not_fit():
+    network, card = _prior_diffcr()
+    restore = diffcr_restorer(network, card, nfe=2)
+    with pytest.raises(ValueError, match="1 to 3 dates"):
+        restore(torch.rand(1, 4 * 13, 16, 16), None, [(0, 0)])
+    with pytest.raises(ValueError, match="x0_prior"):
+        diffcr_restorer(network, card.replace(x0_prior="none"), nfe=2)
+
+
+def test_a_trained_prior_diffcr_changes_the_fill():
+    network, card = _prior_diffcr()
+    optical, mask = _two_dates()
+    with torch.no_grad():
+        network.ending.bias.fill_(0.1)  # a correction of +0.1 in [-1, 1]: +0.05 reflectance
+    out = diffcr_restorer(network, card, nfe=2)(optical, None, [(0, 0)], mask)
+    dates, count = given_dates(optical, 13, 3)
+    fill = temporal_fill(
+        dates, date_clouds(dates, count, card.optical_bands, mask), torch.tensor([[True, True, False]])
+    )
+    torch.testing.assert_close(out, (fill + 0.05).clamp(max=1), rtol=0, atol=1e-5)

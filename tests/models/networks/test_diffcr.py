@@ -60,3 +60,17 @@ def test_dates_share_one_encoder_so_their_order_does_not_matter():
         a = network(x_t, torch.tensor([0.5]), dates.flatten(1, 2))
         b = network(x_t, torch.tensor([0.5]), dates[:, [2, 0, 1]].flatten(1, 2))
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_a_prior_network_starts_at_zero_and_sees_the_prior_beside_x_t():
+    config = DiffCRConfig(bands=4, dates=3, width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), prior=True)
+    assert config.cond_channels == 5 and config.cond_total == 3 * 5 + 4  # each date's mask, then the prior
+    network = DiffCRNet(config).eval()
+    x_t, cond = torch.randn(1, 4, 20, 20), torch.randn(1, config.cond_total, 20, 20)
+    with torch.no_grad():
+        assert torch.equal(network(x_t, torch.rand(1), cond), torch.zeros_like(x_t))
+        for p in network.parameters():  # a trained network: the prior's channels change the output
+            p.data.normal_(0, 0.2)
+        other = cond.clone()
+        other[:, -4:] += 1.0
+        assert not torch.allclose(network(x_t, torch.tensor([0.5]), cond), network(x_t, torch.tensor([0.5]), other))
