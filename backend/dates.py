@@ -7,12 +7,15 @@ Every date must have the same bands as the first. Where a further date has no da
 in for it, so the network sees a cloudy view there rather than a hole.
 
 The restorer receives the dates stacked on the channel axis, date after date, each in the card's band order
-(``models.restorers``); a one-date input is repeated for every date by the restorer itself.
+(``models.restorers``). A model that refines a temporal fill (``x0_prior = "temporal_fill"``) takes 1 to its number
+of dates, the missing ones counting as cloudy everywhere; any other multi-date model takes 1 date (repeated for every
+date by the restorer) or exactly its number.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,23 +25,35 @@ from backend.errors import BadInputError
 from backend.raster_io import OpticalSource
 from models.card import ModelCard
 
+log = logging.getLogger(__name__)
+
 
 def model_dates(card: ModelCard) -> int:
     """Cloudy dates the model stacks (its config's ``dates``; 1 for single-date methods)."""
     return int(card.config.get("dates", 1)) if card.algorithm == "diffcr" else 1
 
 
+def takes_fewer_dates(card: ModelCard) -> bool:
+    """Whether the model takes fewer dates than its own: one whose prior is filled from whichever dates there are."""
+    return card.algorithm == "diffcr" and card.x0_prior == "temporal_fill"
+
+
 def check_date_count(count: int, card: ModelCard, label: str) -> None:
-    """Refuse a number of optical rasters the model cannot use: 1, or exactly the model's dates.
+    """Refuse a number of optical rasters the model cannot use (see the module's docstring).
 
     Raises:
         BadInputError: with a sentence naming what to give.
     """
     dates = model_dates(card)
-    if count == 1 or count == dates:
+    if count == 1 or count == dates or (takes_fewer_dates(card) and 1 <= count <= dates):
         return
     if dates == 1:
         raise BadInputError(f"{label} model {card.name} uses one cloudy date; give one optical raster, not {count}")
+    if takes_fewer_dates(card):
+        raise BadInputError(
+            f"{label} model {card.name} uses 1 to {dates} optical rasters of the same place (the first is cleaned); "
+            f"not {count}"
+        )
     raise BadInputError(
         f"{label} model {card.name} uses {dates} cloudy dates; give {dates} optical rasters of the same place "
         f"(or 1, which is then used for every date), not {count}"
@@ -74,6 +89,12 @@ class OpticalDates:
             BackendError: a date cannot be read, or does not fit the first date or the model.
         """
         check_date_count(len(paths), card, label)
+        if takes_fewer_dates(card):
+            log.info(
+                "%s: %d of the model's %d dates given; the first is cleaned%s",
+                label, len(paths), model_dates(card), ", the others fill its clouds" if len(paths) > 1 else
+                " (its clouds are filled from the clear ground around them)",
+            )  # fmt: skip
         self.first = OpticalSource(
             paths[0], card.optical_bands, card.optical_scale, l2a_offset, label, card.name, explicit_scale=optical_scale
         )

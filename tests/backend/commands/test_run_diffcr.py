@@ -122,3 +122,68 @@ def test_json_job_takes_a_list_of_dates(tmp_path, tiny_models, scene, capsys):
     parsed = Job.from_dict(job)
     assert parsed.extra_optical == (scene["date2"],)
     assert Job.from_dict(parsed.to_dict()) == parsed
+
+
+# Clear ground and cloud of the bundled sample (median DN of its clear and cloudy pixels, s2cloudless).
+GROUND = np.array([1514, 1262, 1250, 1003, 1388, 2908, 3587, 3292, 3982, 426, 10, 2387, 1143], float)[:, None, None]
+CLOUD = np.array([2278, 2088, 2064, 1988, 2195, 3366, 3999, 3645, 4350, 515, 12, 3128, 2067], float)[:, None, None]
+
+
+@pytest.fixture(scope="module")
+def temporal_model(tmp_path_factory):
+    """An untrained tiny optical-only DiffCR with a temporal-fill prior: it returns the temporal fill."""
+    import dataclasses
+
+    from models.card import ModelCard, save_weights
+    from models.networks.diffcr import DiffCRConfig, DiffCRNet
+
+    config = DiffCRConfig(bands=13, dates=3, width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), emb_dim=16, time_dim=32,
+                          prior=True)  # fmt: skip
+    card = ModelCard(
+        name="tiny-temporal", algorithm="diffcr", config=dataclasses.asdict(config), sar_bands=(), tile_size=32,
+        default_nfe=2, x0_prior="temporal_fill",
+        schedule={"name": "sigmoid", "n_timestep": 1000, "time_input": "gamma", "thresholding": {"ratio": 0.995, "max_val": 1.0}},
+    )  # fmt: skip
+    path = tmp_path_factory.mktemp("temporal") / "tiny-temporal.safetensors"
+    save_weights(path, DiffCRNet(config).state_dict(), card)
+    return str(path)
+
+
+@pytest.fixture
+def cloud_and_later_date(tmp_path, kit):
+    """A first date with a cloud over a dark field, and a later clear date on a coarser, shifted grid that shows it.
+
+    The field is x 500180-500260 m, y 4999770-4999850 m: first-date rows 15-23, cols 18-26; later-date rows 10-14,
+    cols 14-18 (20 m pixels from x 499900, y 5000050).
+    """
+    height, width = SIZE
+    first = np.broadcast_to(GROUND, (13, height, width)).copy()
+    first[:, 8:30, 10:36] = CLOUD
+    later = np.broadcast_to(GROUND, (13, 30, 30)).copy()
+    later[:, 10:14, 14:18] *= 0.7
+    return (
+        kit.write_raster(tmp_path / "first.tif", first.astype(np.uint16)),
+        kit.write_raster(
+            tmp_path / "later.tif", later.astype(np.uint16), transform=from_origin(499900.0, 5000050.0, 20, 20)
+        ),
+    )
+
+
+def test_a_temporal_model_needs_no_s1_and_fills_the_cloud_from_a_later_date_on_another_grid(
+    tmp_path, temporal_model, cloud_and_later_date
+):
+    first, later = cloud_and_later_date
+    job = diffcr_job(tmp_path, temporal_model, [first, later])
+    code, events = run(job)
+    assert code == EXIT_OK, events[-1].data
+    messages = [str(e.get("message")) for e in events if e.kind == "log"]
+    assert any("2 of the model's 3 dates given" in message for message in messages)
+    assert any("warped onto the first date's grid" in message for message in messages)
+    with rasterio.open(job.output) as out:
+        restored = out.read().astype(float)
+    np.testing.assert_allclose(restored[:, 19, 22], 0.7 * GROUND[:, 0, 0], rtol=0.02, atol=2)  # the field
+    np.testing.assert_allclose(restored[:, 10, 12], GROUND[:, 0, 0], rtol=0.02, atol=2)  # ground around it
+    code, events = run(diffcr_job(tmp_path, temporal_model, [first]))  # one date: the local fill, no field
+    assert code == EXIT_OK
+    with rasterio.open(job.output) as out:
+        np.testing.assert_allclose(out.read()[:, 19, 22].astype(float), GROUND[:, 0, 0], rtol=0.02, atol=2)
