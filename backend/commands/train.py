@@ -201,6 +201,8 @@ def _diffcr(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: 
     # The paper's width and depth on the Sentinel-2 layout (its released config is 3 RGB bands x 3 dates).
     paper = dataclasses.replace(diffcr.DiffCRConfig.paper(), bands=13, dates=1, sar_bands=2)
     config = {"lite": diffcr.LITE, "paper": paper}[args.config]
+    if config.prior:
+        return _diffcr_temporal(args, name, out, run_dir, log, config)
     train_chips, val_chips = split_by_place(load_chips(args.data_root), HELD_OUT_PLACES)
     settings = recipe(DiffCRSettings(), args)
     sources = dict(Counter(chip.source for chip in train_chips))
@@ -216,6 +218,39 @@ def _diffcr(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: 
             config, settings, train_chips, val_chips, spectra, run_dir, log, _initial_weights(args, config)
         )
     save_model(out, network, _noted(diffcr_card(name, config, settings, sources, metrics, seconds), args))
+    return 0
+
+
+def _diffcr_temporal(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: Any, config: Any) -> int:
+    """A temporal-fill DiffCR: simulated dates of every training place, the real series as validation."""
+    import torch
+
+    from models.training.chips import load_chips, split_by_place
+    from models.training.clouds import real_cloud_spectra
+    from models.training.loop_utils import save_model
+    from models.training.train_diffcr_temporal import (
+        TEMPORAL_SETTINGS,
+        series_validation,
+        temporal_card,
+        train_temporal,
+    )
+
+    if args.export_only or args.init_from:
+        print("train diffcr with a temporal prior keeps its best checkpoint itself; it has no --export-only or "
+              "--init-from", file=sys.stderr)  # fmt: skip
+        return 2
+    settings = recipe(TEMPORAL_SETTINGS, args)
+    # Validation is the real series; the held-out places stay out of training all the same (s2-held-out is theirs).
+    train_chips, _ = split_by_place(load_chips(args.data_root), HELD_OUT_PLACES)
+    sources = dict(Counter(chip.source for chip in train_chips))
+    validation = series_validation(args.data_root)
+    spectra = torch.from_numpy(real_cloud_spectra(args.data_root))
+    log(f'{{"train_chips": {len(train_chips)}, "validation_series_items": {len(validation["dates"])}}}')
+    card = temporal_card("validation", config, settings)
+    network, metrics, seconds, kept = train_temporal(
+        config, settings, card, train_chips, validation, spectra, run_dir, log
+    )
+    save_model(out, network, temporal_card(name, config, settings, sources, metrics, seconds, kept))
     return 0
 
 

@@ -110,7 +110,16 @@ def sample_gammas(gammas: Tensor, batch: int) -> Tensor:
 def training_step(
     network: DiffCRNet, optimizer: torch.optim.Optimizer, gammas: Tensor, clear: Tensor, cloudy: Tensor, sar: Tensor
 ) -> float:
-    """One MSE step on x0 at random noise levels (``clear`` and ``cloudy`` are reflectance, ``sar`` on [0, 1])."""
+    """One MSE step on x0 at random noise levels (``clear`` and ``cloudy`` are reflectance, ``sar`` on [0, 1]).
+
+    A temporal-fill network (scene adaptation sees one date) learns its correction of that date's local fill.
+    """
+    if network.config.prior:
+        from models.restorers import given_dates
+        from models.training.train_diffcr_temporal import prior_step
+
+        dates, given = given_dates(cloudy, network.config.bands, network.config.dates)
+        return prior_step(network, optimizer, gammas, clear, dates, given)
     x0 = clear.clamp(0, 1) * 2 - 1
     gamma = sample_gammas(gammas, len(x0))
     scale = gamma.view(-1, 1, 1, 1)
@@ -147,6 +156,8 @@ def train_diffcr(
     initial: dict[str, Tensor] | None = None,
 ) -> tuple[DiffCRNet, dict[str, float], float]:
     """Train (or resume from ``run_dir/checkpoint.pt``); return the EMA network, its last validation and seconds."""
+    if config.prior:
+        raise ValueError("a DiffCR config with a prior trains with models.training.train_diffcr_temporal")
     if config.sar_bands not in (0, len(S1_BANDS)):
         raise ValueError(f"the training chips carry Sentinel-1 VV, VH; a config with {config.sar_bands} SAR bands")
     run_dir.mkdir(parents=True, exist_ok=True)

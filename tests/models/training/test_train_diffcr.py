@@ -101,3 +101,19 @@ def test_a_resumed_run_equals_an_unbroken_one(tmp_path):
     resumed, _, _ = train_diffcr(TINY, SETTINGS, train, validation, spectra, broken, lambda _: None)
     for x, y in zip(whole.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_a_temporal_fill_network_learns_its_correction_from_one_date(tmp_path):
+    from models.networks.diffcr import DiffCRNet
+    from models.training.train_diffcr import training_step
+
+    config = DiffCRConfig(bands=13, dates=3, width=8, enc_blocks=(1,), dec_blocks=(1,), time_dim=32, prior=True)
+    network = DiffCRNet(config)
+    optimizer = torch.optim.Adam(network.parameters(), lr=1e-2)
+    gammas = alphas_cumprod(make_betas("sigmoid", 1000)).float()
+    spectrum = torch.linspace(0.05, 0.15, 13)[None, :, None, None]
+    clear = spectrum * (0.8 + 0.4 * torch.rand(2, 1, 16, 16))
+    cloudy = clear.clone()
+    cloudy[..., 4:12, 4:12] = 0.5  # bright and grey: s2cloudless's cloud; its local fill is not the ground
+    loss = training_step(network, optimizer, gammas, clear, cloudy, torch.zeros(2, 2, 16, 16))
+    assert loss > 0 and network.ending.weight.abs().sum() > 0  # the zero start moved
