@@ -7,16 +7,17 @@ from .help import ADVANCED, KEEP_CLEAR, MODEL, NFE_TRADE_OFF, build_help
 
 HELP = build_help(
     summary="Reconstructs the ground under clouds from one to three cloudy Sentinel-2 images of the same place taken "
-    "on different dates: where one date is cloudy, another may be clear. An optional Sentinel-1 radar image adds "
-    "what radar sees through clouds. The result is a GeoTIFF on the first date's grid with its bands, data type, "
-    "scale and nodata, shown in true colour.",
+    "on different dates: where the first date is cloudy, another may be clear. The shipped <i>diffcr-lite</i> needs "
+    "no radar: it fills the first date's clouds from the other dates' clear pixels, matched to its brightness, and "
+    "from the clear ground around them where every date is cloudy. The result is a GeoTIFF on the first date's grid "
+    "with its bands, data type, scale and nodata, shown in true colour.",
     inputs=[
-        "<li><b>Cloudy Sentinel-2 images</b>: one date, or as many dates as the model stacks (the paper's models: "
-        "3), in date order; the <b>first</b> is the one cleaned and gives the output grid, the others are warped onto "
-        "it. A single date is repeated for a multi-date model. Level-1C (13 bands, B1 to B12 with B8A) or Level-2A "
-        "(12 bands), digital numbers (reflectance x 10000).</li>",
-        "<li><b>Sentinel-1 image</b> (optional): VV then VH in dB. Models trained with radar need it (the shipped "
-        "<i>diffcr-lite</i> does: one date plus Sentinel-1); the model's card says which.</li>",
+        "<li><b>Cloudy Sentinel-2 images</b>: 1 to 3 dates of the same place, in any order after the first; the "
+        "<b>first</b> is the one cleaned and gives the output grid, the others (clear or cloudy, days to weeks apart, "
+        "of any size or grid) are warped onto it. With one date its clouds are filled from the ground around them. "
+        "Level-1C (13 bands, B1 to B12 with B8A) or Level-2A (12 bands), digital numbers (reflectance x 10000).</li>",
+        "<li><b>Sentinel-1 image</b> (optional): VV then VH in dB, only for DiffCR models of your own trained with "
+        "radar; the shipped <i>diffcr-lite</i> ignores it. The model's card says which.</li>",
     ],
     settings=[NFE_TRADE_OFF, MODEL, KEEP_CLEAR, ADVANCED],
     citation="Zou et al., “DiffCR: A Fast Conditional Diffusion Framework for Cloud Removal From Optical Satellite "

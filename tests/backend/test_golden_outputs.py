@@ -25,7 +25,7 @@ RGB = "sample/rice2_249_cloudy.png"
 # name -> backend run arguments; every setting a default could change is spelled out.
 CASES: dict[str, list[str]] = {
     "dbcr": ["run", "dbcr", "--optical", S2, "--sar", S1, "--nfe", "1", "--no-keep-clear"],
-    "diffcr": ["run", "diffcr", "--optical", S2, "--sar", S1, "--nfe", "6", "--no-keep-clear"],
+    "diffcr": ["run", "diffcr", "--optical", S2, "--nfe", "2", "--no-keep-clear"],  # optical only
     "de": ["run", "de", "--optical", RGB, "--nfe", "10", "--no-keep-clear"],
 }
 COMMON = ["--threads", "1", "--seed", "0", "--runtime", "torch", "--device", "cpu"]
