@@ -16,7 +16,7 @@ from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import QProcess, Qt
 from qgis.PyQt.QtWidgets import (
     QComboBox,
-    QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -88,34 +88,37 @@ class CloudRemovalDock(QgsDockWidget):
         status_row.addWidget(refresh)
         layout.addLayout(status_row)
 
-        form = QFormLayout()
+        # A grid: after a relayout (opening "Advanced") a QFormLayout placed its rows with stale heights but told
+        # the panel the wrapped ones: the hints and the card were cut to one line, above a gap under the last row.
+        self._form = QGridLayout()
+        self._form.setColumnStretch(1, 1)
         self.method = QComboBox()
         for key, title in METHOD_TITLES.items():
             self.method.addItem(title, key)
         self.method.currentIndexChanged.connect(self._method_changed)
-        form.addRow("Method", self.method)
+        self._add_row("Method", self.method)
         self.inputs = QLabel()
         self.inputs.setWordWrap(True)
-        form.addRow("Inputs", self.inputs)
+        self._add_row("Inputs", self.inputs)
         self.picker = ModelPicker()
         self.picker.changed.connect(self._model_changed)
-        form.addRow("Model", self.picker)
+        self._add_row("Model", self.picker)
         self.nfe = QSpinBox()
         self.nfe.setRange(0, int(RUN_SETTINGS["nfe"].maximum or 0))  # 0: the model's own
         self.nfe.valueChanged.connect(self._save)
-        form.addRow("NFE (steps)", self.nfe)
+        self._add_row("NFE (steps)", self.nfe)
         hint = QLabel(f"<small>{NFE_HINT}</small>")
         hint.setWordWrap(True)
-        form.addRow(hint)
+        self._add_row("", hint)
         self.device = QComboBox()
         for key, label in DbcrAlgorithm.DEVICES:
             self.device.addItem(label, key)
         self.device.currentIndexChanged.connect(self._save)
-        form.addRow("Device", self.device)
+        self._add_row("Device", self.device)
         self.detected = QLabel("Looking for a GPU…")
         self.detected.setWordWrap(True)
-        form.addRow(self.detected)
-        layout.addLayout(form)
+        self._add_row("", self.detected)
+        layout.addLayout(self._form)
 
         self.advanced = AdvancedSettings()
         self.advanced.changed.connect(self._save)
@@ -140,6 +143,19 @@ class CloudRemovalDock(QgsDockWidget):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(body)
         self.setWidget(scroll)
+
+    def _add_row(self, text: str, field: QWidget) -> None:
+        """Add a form row labelled ``text``, or without one across both columns (the word-wrapped hints)."""
+        row = self._form.rowCount()
+        if not text:
+            self._form.addWidget(field, row, 0, 1, 2)
+            return
+        label = QLabel(text)  # as QFormLayout puts it: centred on a one-line field, near the top of a tall one
+        label.setBuddy(field)
+        label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        label.setMinimumHeight(min(field.sizeHint().height(), label.sizeHint().height() * 7 // 4))
+        self._form.addWidget(label, row, 0, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self._form.addWidget(field, row, 1)
 
     # --- choices ------------------------------------------------------------------------------------------
     def method_key(self) -> str:

@@ -149,3 +149,28 @@ def test_the_panel_bounds_are_the_backends(dock: Any) -> None:
     assert (dock.overlap.minimum(), dock.overlap.maximum()) == (overlap.unset, overlap.maximum)
     assert (dock.threshold.minimum(), dock.threshold.maximum()) == (threshold.minimum, threshold.maximum)
     assert (dock.nfe.minimum(), dock.nfe.maximum()) == (0, RUN_SETTINGS["nfe"].maximum)
+
+
+def test_the_rows_sit_together_and_the_hints_wrap_after_advanced_opens(dock: Any) -> None:
+    from qgis.PyQt.QtCore import QPoint
+
+    body = dock.widget().widget()
+    # wide enough that the panel's content follows the dock's width (its vertical scroll bar changes that width)
+    dock.resize(max(520, body.minimumSizeHint().width() + 80), 820)
+    dock.show()
+    dock._gpu_found(None)  # the long "No NVIDIA GPU found: runs on the CPU..." line
+    dock.picker.card.setText("<p>" + "a long model card, " * 60 + "</p>")  # taller than the panel: it scrolls
+    process_events_until(lambda: False, 0.3)
+    dock.advanced.setCollapsed(False)  # a relayout: QFormLayout left a gap here, and one-line hints
+    process_events_until(lambda: False, 0.3)
+
+    def top(widget: Any) -> int:
+        return int(widget.mapTo(body, QPoint(0, 0)).y())
+
+    hint_bottom = top(dock.detected) + dock.detected.height()
+    assert 0 <= top(dock.advanced) - hint_bottom <= 12, (hint_bottom, top(dock.advanced))
+    for label in (dock.detected, dock.picker.card, dock.inputs):
+        assert label.wordWrap()
+        assert label.height() >= label.heightForWidth(label.width()), label.text()[:60]
+    assert dock.detected.mapTo(body, QPoint(dock.detected.width(), 0)).x() <= dock.widget().viewport().width()
+    assert top(dock.picker.card) + dock.picker.card.height() <= top(dock.nfe)
