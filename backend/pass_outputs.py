@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from rasterio.windows import Window
 
+from backend.cloud_blocks import SceneBlocks
 from backend.errors import BadInputError
 from backend.job import Job
 from backend.raster_io import Grid
@@ -69,6 +70,8 @@ class PassOutputs:
         mask_path: where to write the cloud mask (uint8: 1 cloud, 0 clear, 255 no data), or None.
         change_path: where to write the change band (float32, mean absolute reflectance change), or None.
         known: clouds already found for part of the scene, reused for the tiles inside it.
+        model_needs_clouds: the model itself starts from the clouds (a local-fill DB-CR), so the pass finds them
+            at the job's threshold even with keep-clear off, instead of the model finding them at its default.
     """
 
     keep_clear: bool = False
@@ -77,20 +80,32 @@ class PassOutputs:
     mask_path: str | None = None
     change_path: str | None = None
     known: KnownClouds | None = None
+    model_needs_clouds: bool = False
 
     @property
     def needs_clouds(self) -> bool:
         """Whether the pass must find the clouds of every tile."""
-        return self.keep_clear or self.mask_path is not None
+        return self.keep_clear or self.mask_path is not None or self.model_needs_clouds
 
-    def tile_masks(self, optical: torch.Tensor, tiles: Sequence[Tile]) -> torch.Tensor:
-        """(B, 1, T, T) float cloud masks of a batch, 1 = cloud; padding (beyond the tile) counts as clear."""
+    def tile_masks(
+        self, optical: torch.Tensor, tiles: Sequence[Tile], blocks: SceneBlocks | None = None
+    ) -> torch.Tensor:
+        """(B, 1, T, T) float cloud masks of a batch, 1 = cloud; padding (beyond the tile) counts as clear.
+
+        ``blocks``: the scene's blocks classified so far, so that tiles' overlaps are not classified again.
+        """
         if self.known is not None and all(self.known.covers(tile) for tile in tiles):
             masks = torch.zeros((len(tiles), 1, *optical.shape[-2:]), dtype=optical.dtype)
             for index, tile in enumerate(tiles):
                 masks[index, 0, : tile.height, : tile.width] = torch.from_numpy(self.known.crop(tile).astype("float32"))
             return masks.to(optical.device)
-        masks = tile_cloud_mask(optical, self.cloud_bands, self.threshold)
+        if blocks is None:
+            masks = tile_cloud_mask(optical, self.cloud_bands, self.threshold)
+        else:
+            origins = [tile.origin for tile in tiles]
+            masks = tile_cloud_mask(
+                optical, self.cloud_bands, self.threshold, lambda features: blocks.probabilities(features, origins)
+            )
         for index, tile in enumerate(tiles):  # padded rows and columns are no part of the scene
             masks[index, :, tile.height :, :] = 0
             masks[index, :, :, tile.width :] = 0
@@ -121,6 +136,7 @@ def pass_outputs(job: Job, card: ModelCard, known: KnownClouds | None = None) ->
         mask_path=job.cloud_mask_output,
         change_path=job.change_output,
         known=known,
+        model_needs_clouds=card.bridge_start == "local_fill" and can_find_clouds(card.optical_bands),
     )
     if outputs.mask_path is not None and not can_find_clouds(card.optical_bands):
         raise BadInputError(

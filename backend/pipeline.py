@@ -17,13 +17,14 @@ import numpy as np
 import torch
 
 from backend.bands import is_sentinel2_model
+from backend.cloud_blocks import SceneBlocks
 from backend.dates import OpticalDates
 from backend.errors import BadInputError, CancelledError, ModelError
 from backend.job import Job, algorithm_label
 from backend.pass_outputs import CloudTally, PassOutputs, PassWriters, open_pass_writers, tile_change
 from backend.raster_io import Grid
 from backend.sar import SarSource
-from backend.tiling import Tile, blend_weight, count_tiles, pad_to_tile, tile_batches, tile_starts
+from backend.tiling import Tile, blend_weight, count_tiles, pad_to_tile, tile_batches
 from backend.writer import StripeWriter, open_output
 from models.card import ModelCard
 from models.keep_clear import fill_clouds_only
@@ -95,14 +96,16 @@ def run_removal(
         )  # fmt: skip
         tags = {**(tags or {}), "CLOUD_REMOVAL_OPTICAL_SCALE": f"{optical.scale:g}"}
         dataset = stack.enter_context(open_output(job.output, grid, bands, optical.dtype, optical.nodata, tags))
-        # A batch may span several rows of tiles; the writer holds every row a batch can reach.
-        rows_per_batch = -(-job.batch // len(tile_starts(grid.width, tile_size, overlap)))
-        stripe_rows = tile_size + (tile_size - overlap) * rows_per_batch
+        # A batch stays in one row of tiles (tile_batches), and the rows above that row are final by then.
+        stripe_rows = tile_size
         writer = StripeWriter(dataset, len(card.optical_bands), stripe_rows, optical.encode, optical.has_mask)
         passes = open_pass_writers(stack, extras, grid, stripe_rows, tags)
         tiles_clouds = CloudTally()
         read_bands = [index for index, source in enumerate(optical.band_map.model_sources) if source is not None]
-        batch_run = BatchRun(restore, card, grid, overlap, device, writer, extras, passes, tiles_clouds, read_bands)
+        blocks = SceneBlocks(grid.height, grid.width)
+        batch_run = BatchRun(
+            restore, card, grid, overlap, device, writer, extras, passes, tiles_clouds, read_bands, blocks
+        )  # fmt: skip
         skipped = done = 0
         # Batches are cut as the run reaches them: nothing here grows with the raster's height.
         for batch, next_row in tile_batches(grid.height, grid.width, tile_size, overlap, job.batch):
@@ -112,6 +115,7 @@ def run_removal(
             done += len(batch)
             writer.release(next_row)
             passes.release(next_row)
+            blocks.release(next_row)
             if progress:
                 progress(done, total)
         writer.finish()
@@ -134,6 +138,7 @@ def run_removal(
         "dates": len(job.optical_paths),
         "optical_scale": optical.scale,
         **_cloud_stats(extras, passes, tiles_clouds),
+        "cloud_mask_seconds": round(batch_run.mask_seconds, 3),
     }
 
 
@@ -173,6 +178,8 @@ class BatchRun:
     passes: PassWriters
     tally: CloudTally
     read_bands: list[int]
+    blocks: SceneBlocks
+    mask_seconds: float = 0.0  # spent finding the tiles' clouds (s2cloudless), reported beside the network's
 
     def run(self, batch: list[Tile], optical: OpticalDates, sar: SarSource | None) -> int:
         """Read, restore and blend one batch; return how many tiles were skipped for having no valid pixel."""
@@ -192,7 +199,11 @@ class BatchRun:
             sar_tiles = [pad_to_tile(item[3], size) for item in kept if item[3] is not None]
             sar_in = torch.from_numpy(np.stack(sar_tiles)).to(self.device)
         tiles = [item[0] for item in kept]
-        masks = self.extras.tile_masks(optical_in, tiles) if self.extras.needs_clouds else None
+        masks = None
+        if self.extras.needs_clouds:
+            clock = time.perf_counter()
+            masks = self.extras.tile_masks(optical_in, tiles, self.blocks)
+            self.mask_seconds += time.perf_counter() - clock
         restored = self._restore(optical_in, sar_in, tiles, masks)
         inputs = optical_in.detach().float().cpu().numpy() if self.passes.change is not None else None
         mask_values = masks.detach().float().cpu().numpy() if masks is not None else None

@@ -9,6 +9,7 @@ ground of its own.
 
 from __future__ import annotations
 
+import logging
 import math
 
 from rasterio.windows import Window
@@ -20,6 +21,8 @@ from models.cloud_fill import SceneFill, scene_fill
 from models.cloudmask import image_clouds
 
 MAX_SIDE = 512
+
+log = logging.getLogger(__name__)
 
 
 def coarse_shape(height: int, width: int, max_side: int = MAX_SIDE) -> tuple[int, int]:
@@ -37,6 +40,11 @@ def read_scene_fill(job: Job, card: ModelCard, max_side: int = MAX_SIDE) -> Scen
     ) as source:
         height, width = source.grid.height, source.grid.width
         rows, cols = coarse_shape(height, width, max_side)
+        # A large scene takes a while to read whole: say what happens before the first tile's progress.
+        log.info(
+            "Finding the scene's clouds at %d x %d px (1/%.0f of the resolution) for the fill of large clouds",
+            cols, rows, width / cols,
+        )  # fmt: skip
         reflectance, valid = source.read(Window(0, 0, width, height), out_shape=(rows, cols))
     _, clouds = image_clouds(reflectance, card.optical_bands, job.cloud_threshold)
     return scene_fill(reflectance, clouds | ~valid, (height / rows, width / cols))

@@ -15,7 +15,6 @@ Design (the practice of seam-free tiled inference, as in MONAI's sliding window 
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -101,7 +100,10 @@ def tile_grid(height: int, width: int, size: int, overlap: int) -> list[list[Til
 
 
 def tile_batches(height: int, width: int, size: int, overlap: int, batch: int) -> Iterator[tuple[list[Tile], int]]:
-    """Batches of ``batch`` tiles in :func:`tile_rows` order (a batch may span rows of tiles), made lazily.
+    """Batches of up to ``batch`` tiles in :func:`tile_rows` order, each within one row of tiles, made lazily.
+
+    A batch never spans two rows of tiles, so the writer holds one tile's height of rows, whatever the batch size
+    (a row's last batch may be smaller).
 
     Yields:
         (tiles, next_row): the batch, and the first raster row a later batch can still touch (``height`` after the
@@ -109,10 +111,14 @@ def tile_batches(height: int, width: int, size: int, overlap: int, batch: int) -
     """
     if batch < 1:
         raise ValueError(f"bad batch: {batch}")
-    tiles = itertools.chain.from_iterable(tile_rows(height, width, size, overlap))
-    current = list(itertools.islice(tiles, batch))
-    while current:
-        following = list(itertools.islice(tiles, batch))
+    batches = (
+        row[start : start + batch]
+        for row in tile_rows(height, width, size, overlap)
+        for start in range(0, len(row), batch)
+    )
+    current = next(batches, None)
+    while current is not None:
+        following = next(batches, None)
         yield current, following[0].row if following else height
         current = following
 

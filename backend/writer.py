@@ -164,8 +164,9 @@ class StripeWriter:
     Args:
         dataset: the open output (its height, width and block shape are used).
         channels: channels of the blended values (the model's bands).
-        stripe_rows: the most rows one batch of tiles reaches below the row of its first tile (one tile height,
-            plus one tile step per extra row of tiles a batch can span); sizes the float32 buffer.
+        stripe_rows: the most rows one batch of tiles reaches below the first row not yet final (one tile height
+            when batches stay within a row of tiles); sizes the float32 buffer, which grows if a batch reaches
+            further.
         encode: turns blended values and validity into the output's bands and dtype.
         write_mask: also write a per-dataset mask (for inputs whose nodata is a mask, not a value).
     """

@@ -9,7 +9,7 @@ start their bridge from this image (models/restorers.py): their network then onl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,19 +17,38 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.cloudmask import image_clouds
+from models.cloudmask import (
+    block_features,
+    classify,
+    image_clouds,
+    mask_from_probability,
+    spread_blocks,
+    supports_s2cloudless,
+)
+
+# (N, h, w, 10) block features -> (N, h, w) cloud probabilities.
+BlockClassifier = Callable[[np.ndarray], np.ndarray]
 
 # Pyramid levels: 2**7 = 128 px, half a 256² tile; larger clouds take the tile's clear mean.
 FILL_LEVELS = 7
 
 
-def tile_cloud_mask(optical: Tensor, bands: Sequence[str], threshold: float) -> Tensor:
-    """(B, C, H, W) reflectance -> (B, 1, H, W) float mask, 1 = cloud; of the first date where C stacks several."""
-    masks = []
-    for image in optical[:, : len(bands)].detach().cpu().numpy():
-        _, mask = image_clouds(image, bands, threshold)  # RGB imagery: the brightness rule
-        masks.append(mask.astype(np.float32))
-    return torch.from_numpy(np.stack(masks))[:, None].to(optical.device)
+def tile_cloud_mask(
+    optical: Tensor, bands: Sequence[str], threshold: float, classify_blocks: BlockClassifier = classify
+) -> Tensor:
+    """(B, C, H, W) reflectance -> (B, 1, H, W) float mask, 1 = cloud; of the first date where C stacks several.
+
+    Sentinel-2 tiles go through s2cloudless together, in one ``classify_blocks`` call over all their block features
+    (the backend passes one that skips blocks a neighbouring tile already classified); RGB imagery takes the
+    brightness rule, tile by tile.
+    """
+    images = optical[:, : len(bands)].detach().cpu().numpy()
+    if supports_s2cloudless(bands):
+        blocks = classify_blocks(np.stack([block_features(image, bands) for image in images]))
+        masks = [mask_from_probability(spread_blocks(block, images.shape[-2:]), threshold) for block in blocks]
+    else:
+        masks = [image_clouds(image, bands, threshold)[1] for image in images]
+    return torch.from_numpy(np.stack(masks).astype(np.float32))[:, None].to(optical.device)
 
 
 def filled_start(optical: Tensor, sar: Tensor, mask: Tensor, background: Tensor | None = None) -> tuple[Tensor, Tensor]:

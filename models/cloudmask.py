@@ -82,29 +82,59 @@ def cloud_probability(reflectance: np.ndarray, bands: Sequence[str] | None = Non
     Returns:
         (H, W) float32 cloud probability, 0-1.
     """
+    return spread_blocks(classify(block_features(reflectance, bands)), reflectance.shape[1:])
+
+
+def block_features(reflectance: np.ndarray, bands: Sequence[str] | None = None) -> np.ndarray:
+    """What s2cloudless classifies: (C, H, W) reflectance -> (h, w, 10) means of ``PROBABILITY_STEP`` blocks.
+
+    The bands are those s2cloudless reads, in its order (``B10_FILL`` where B10 is absent); NaN counts as 0; a
+    partial block at the bottom or right edge repeats the edge pixels. See :func:`cloud_probability` for the args.
+    """
     names = tuple(bands) if bands is not None else default_bands(reflectance.shape[0])
     if len(names) != reflectance.shape[0]:
         raise ValueError(f"{len(names)} band names given for an image of {reflectance.shape[0]} bands")
     if not supports_s2cloudless(names):
         missing = [band for band in S2CLOUDLESS_BANDS if band != "B10" and band not in names]
         raise ValueError(f"s2cloudless needs bands {', '.join(missing)}, which the image lacks")
-    height, width = reflectance.shape[1:]
-    planes = [
-        reflectance[names.index(band)] if band in names else np.full((height, width), B10_FILL, np.float32)
-        for band in S2CLOUDLESS_BANDS
-    ]
-    stack = np.nan_to_num(np.stack(planes, axis=-1).astype(np.float32, copy=False))
-    coarse = block_mean(stack, PROBABILITY_STEP)
-    probability = _detector().get_cloud_probability_maps(coarse[np.newaxis])[0]
-    return np.repeat(np.repeat(probability, PROBABILITY_STEP, 0), PROBABILITY_STEP, 1)[:height, :width]
+    present = [band for band in S2CLOUDLESS_BANDS if band in names]
+    # The block means are taken band by band before anything is stacked pixel-wise: the full-resolution stack
+    # would be a transposed copy of the whole tile.
+    planes = np.nan_to_num(reflectance[[names.index(band) for band in present]].astype(np.float32, copy=False))
+    means = block_mean(planes, PROBABILITY_STEP)
+    features = np.empty((*means.shape[1:], len(S2CLOUDLESS_BANDS)), dtype=np.float32)
+    for slot, band in enumerate(S2CLOUDLESS_BANDS):
+        features[..., slot] = means[present.index(band)] if band in present else B10_FILL
+    return features
 
 
-def block_mean(stack: np.ndarray, step: int) -> np.ndarray:
-    """(H, W, C) -> (ceil(H / step), ceil(W / step), C) means of step x step blocks (edges padded by replication)."""
-    height, width = stack.shape[:2]
+def classify(features: np.ndarray) -> np.ndarray:
+    """s2cloudless's cloud probability of each feature vector: (..., 10) -> (...) float32, one classifier call.
+
+    One call for many tiles: a call has a fixed cost, about as much as classifying 4,000 pixels.
+    """
+    if features.size == 0:
+        return np.zeros(features.shape[:-1], dtype=np.float32)
+    rows = features.reshape(1, -1, 1, len(S2CLOUDLESS_BANDS))
+    probability = _detector().get_cloud_probability_maps(rows)
+    return np.asarray(probability, dtype=np.float32).reshape(features.shape[:-1])
+
+
+def spread_blocks(blocks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(h, w) values of ``PROBABILITY_STEP`` blocks -> (H, W): each block's value on each of its pixels."""
+    height, width = shape[-2:]
+    return np.repeat(np.repeat(blocks, PROBABILITY_STEP, 0), PROBABILITY_STEP, 1)[:height, :width]
+
+
+def block_mean(planes: np.ndarray, step: int) -> np.ndarray:
+    """(C, H, W) -> (C, ceil(H / step), ceil(W / step)) means of step x step blocks (edges padded by replication)."""
+    height, width = planes.shape[1:]
     rows, cols = -(-height // step) * step, -(-width // step) * step
-    padded = np.pad(stack, ((0, rows - height), (0, cols - width), (0, 0)), mode="edge")
-    return padded.reshape(rows // step, step, cols // step, step, -1).mean(axis=(1, 3), dtype=np.float32)
+    if (rows, cols) != (height, width):
+        planes = np.pad(planes, ((0, 0), (0, rows - height), (0, cols - width)), mode="edge")
+    blocks = planes.reshape(planes.shape[0], rows // step, step, cols // step, step)
+    # float64 sums: the classifier's splits sit on DN / 10000 values, and float32 rounding would move pixels across them
+    return blocks.mean(axis=(2, 4), dtype=np.float64).astype(np.float32)
 
 
 def mask_from_probability(

@@ -85,6 +85,15 @@ def test_keep_clear_is_on_by_default(tmp_path):
     )
 
 
+def test_a_local_fill_model_finds_clouds_at_the_jobs_threshold_with_keep_clear_off(tmp_path):
+    job = Job(algorithm="dbcr", optical="x.tif", output=str(tmp_path / "o.tif"), keep_clear=False, cloud_threshold=0.7)
+    local_fill = ModelCard(name="s2", algorithm="dbcr", config={}, bridge_start="local_fill")
+    outputs = pass_outputs.pass_outputs(job, local_fill)
+    assert outputs.needs_clouds and not outputs.keep_clear and outputs.threshold == 0.7
+    cloudy_start = ModelCard(name="s2", algorithm="dbcr", config={})
+    assert not pass_outputs.pass_outputs(job, cloudy_start).needs_clouds
+
+
 def test_a_model_whose_bands_show_no_clouds_is_told_so(tmp_path, caplog):
     card = ModelCard(name="nir", algorithm="dbcr", config={}, optical_bands=("B8", "B11"))
     job = Job(algorithm="dbcr", optical="x.tif", output=str(tmp_path / "o.tif"))

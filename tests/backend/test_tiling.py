@@ -107,12 +107,17 @@ def test_pad_to_tile_reflects():
 
 @pytest.mark.parametrize("batch", [1, 3, 4, 7, 100])
 def test_tile_batches_follow_the_grid_lazily_with_the_next_row(batch):
-    flat = [tile for row in tile_grid(70, 90, 32, 8) for tile in row]
+    grid = tile_grid(70, 90, 32, 8)
+    flat = [tile for row in grid for tile in row]
     batches = tile_batches(70, 90, 32, 8, batch)
     assert not isinstance(batches, list)  # a generator: nothing is listed up front
     seen = list(batches)
     assert [tile for tiles, _ in seen for tile in tiles] == flat
-    assert all(len(tiles) == batch for tiles, _ in seen[:-1])
+    assert all(len({tile.row for tile in tiles}) == 1 for tiles, _ in seen)  # never two rows of tiles
+    per_row = len(grid[0])
+    assert [len(tiles) for tiles, _ in seen] == [
+        min(batch, per_row - start) for start in range(0, per_row, batch)
+    ] * len(grid)
     done = 0
     for tiles, next_row in seen:
         done += len(tiles)

@@ -26,6 +26,7 @@ def test_bench_table(tiny_model, capsys):
     rows = [line for line in lines if line.startswith("| 96² |")]
     assert [row.split(" | ")[1:3] for row in rows] == [["torch", "16"], ["onnxruntime", "16"]]
     assert all(row.endswith("% |") for row in rows)  # the pipeline's overhead over the bare network
+    assert all(float(row.split(" | ")[10]) > 0 for row in rows)  # keep-clear is on: seconds in s2cloudless
 
 
 @pytest.mark.skipif(not (SAMPLE_DIR / SAMPLE_S2).exists(), reason="the SEN12MS-CR sample is not here")
