@@ -29,6 +29,17 @@ def test_diffcr_step(tmp_path):
     torch.testing.assert_close(step(x_t, gamma, cond), expected, atol=1e-3, rtol=1e-3)
 
 
+def test_diffcr_step_with_a_prior(tmp_path):
+    config = DiffCRConfig(width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), dates=3, prior=True)
+    network = _randomise(DiffCRNet(config))
+    card = ModelCard(name="p", algorithm="diffcr", config=config.__dict__, tile_size=16, x0_prior="temporal_fill")
+    step = OnnxModule(open_session(export_step(network, card, tmp_path / "prior.onnx"), device="cpu", threads=1))
+    x_t, gamma, cond = torch.randn(2, 3, 16, 16), torch.rand(2), torch.randn(2, config.cond_total, 16, 16)
+    with torch.no_grad():
+        expected = network(x_t, gamma, cond)
+    torch.testing.assert_close(step(x_t, gamma, cond), expected, atol=1e-3, rtol=1e-3)
+
+
 def test_de_step_with_integer_timesteps(tmp_path):
     config = DEConfig(model_channels=32, channel_mult=(1, 2), attention_ds=(2,), wa_channels=32, wa_channel_mult=(1, 2))
     network = _randomise(DENet(config))
