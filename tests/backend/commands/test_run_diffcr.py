@@ -142,7 +142,7 @@ def temporal_model(tmp_path_factory):
     card = ModelCard(
         name="tiny-temporal", algorithm="diffcr", config=dataclasses.asdict(config), sar_bands=(), tile_size=32,
         default_nfe=2, x0_prior="temporal_fill",
-        schedule={"name": "sigmoid", "n_timestep": 1000, "time_input": "gamma", "thresholding": {"ratio": 0.995, "max_val": 1.0}},
+        schedule={"name": "sigmoid", "n_timestep": 1000, "thresholding": {"ratio": 0.995, "max_val": 1.0}},
     )  # fmt: skip
     path = tmp_path_factory.mktemp("temporal") / "tiny-temporal.safetensors"
     save_weights(path, DiffCRNet(config).state_dict(), card)
