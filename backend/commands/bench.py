@@ -15,7 +15,7 @@ full Sentinel-2 tile (10980² x 13 bands).
 from __future__ import annotations
 
 import argparse
-import math
+import itertools
 import os
 import subprocess
 import sys
@@ -121,42 +121,60 @@ def run_backend(args: list[str]) -> tuple[dict[str, Any], float, float]:
     return dict(last.get("stats")), wall, usage.ru_maxrss / 1024.0
 
 
-def network_seconds(args: argparse.Namespace, tiles: int, runtime: str = "torch") -> float:
-    """Seconds the restorer alone takes for ``tiles`` random tiles, in the run's batches, after a warm-up batch.
+def network_seconds(args: argparse.Namespace, stats: dict[str, Any], runtime: str = "torch") -> float:
+    """Seconds the restorer alone takes for the run's tiles: random tiles in the run's batches, after a warm-up.
 
+    The batches are the run's own (``backend.tiling.tile_batches``: each row of tiles cut into batches, so a row's
+    last batch may be short). With ``args.network_tiles`` only the first batches up to that many tiles are timed
+    and the seconds scaled to the run's tiles (a full Sentinel-2 tile has 3,249; each costs the network the same).
     ONNX export and session start happen before the warm-up and are not timed.
     """
     import torch
 
     from backend.device import configure_threads
     from backend.job import Job
+    from backend.tiling import tile_batches
     from backend.worker import load_restorer, tensor_device
 
-    batch = args.batch
     job = Job(
-        args.algorithm, "bench", "bench.tif", model=args.model, nfe=args.nfe, device=args.device, batch=batch,
+        args.algorithm, "bench", "bench.tif", model=args.model, nfe=args.nfe, device=args.device, batch=args.batch,
         runtime=runtime, threads=args.threads,
     )  # fmt: skip
     torch_device = tensor_device(job)
     configure_threads(args.threads)  # the same threads as the run it is compared with
     restore, card = load_restorer(job, torch_device, scene_fill=False)
     size = card.tile_size
+    height, width = stats["height"], stats["width"]
+    sizes = [len(tiles) for tiles, _ in tile_batches(height, width, stats["tile_size"], stats["overlap"], args.batch)]
+    timed = _first_batches(sizes, args.network_tiles)
     generator = torch.Generator().manual_seed(0)
-    optical = torch.rand(batch, len(card.optical_bands), size, size, generator=generator).mul(0.4).to(torch_device)
-    sar = torch.rand(batch, len(card.sar_bands), size, size, generator=generator).to(torch_device)
-    sar_in = sar if card.sar_bands else None
-    origins = [(0, index * size) for index in range(batch)]
+    optical = torch.rand(args.batch, len(card.optical_bands), size, size, generator=generator).mul(0.4)
+    sar = torch.rand(args.batch, len(card.sar_bands), size, size, generator=generator)
+    optical, sar = optical.to(torch_device), sar.to(torch_device)
     # An empty cloud mask: the mask is the pipeline's work (keep-clear), not the network's.
-    clear = torch.zeros(batch, 1, size, size, device=torch_device)
-    restore(optical, sar_in, origins, mask=clear)  # warm-up: allocator, cuDNN algorithm choice
+    clear = torch.zeros(args.batch, 1, size, size, device=torch_device)
+
+    def call(count: int) -> None:
+        origins = [(0, index * size) for index in range(count)]
+        restore(optical[:count], sar[:count] if card.sar_bands else None, origins, mask=clear[:count])
+
+    call(args.batch)  # warm-up: allocator, cuDNN algorithm choice
     if torch_device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    for _ in range(math.ceil(tiles / batch)):
-        restore(optical, sar_in, origins, mask=clear)
+    for count in timed:
+        call(count)
     if torch_device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return (time.perf_counter() - start) * sum(sizes) / sum(timed)
+
+
+def _first_batches(sizes: list[int], most_tiles: int | None) -> list[int]:
+    """The first of ``sizes`` (tiles per batch) holding at most ``most_tiles`` tiles (at least one batch)."""
+    if not most_tiles:
+        return sizes
+    kept = list(itertools.accumulate(sizes))
+    return sizes[: max(1, sum(1 for total in kept if total <= most_tiles))]
 
 
 def bench(args: argparse.Namespace) -> str:
@@ -177,7 +195,7 @@ def bench(args: argparse.Namespace) -> str:
                 if args.keep_clear is not None:
                     flags.append("--keep-clear" if args.keep_clear else "--no-keep-clear")
                 stats, wall, rss = run_backend([args.algorithm, *flags])
-                net = network_seconds(args, stats["tiles"], runtime)
+                net = network_seconds(args, stats, runtime)
                 mask = float(stats.get("cloud_mask_seconds", 0.0))
                 rows.append(BenchRow(size, runtime, stats["tiles"], wall, stats["seconds"], rss, net, mask))
                 print(rows[-1].markdown(), file=sys.stderr, flush=True)  # a full tile takes a while
@@ -191,9 +209,11 @@ def bench(args: argparse.Namespace) -> str:
     )
     notes = (
         "Pipeline: the run's own seconds (reading, tiling, network, blending, writing), without process start and "
-        "model loading; overhead: pipeline seconds over network-only seconds (random tiles, as many, same batch); "
+        "model loading; overhead: pipeline seconds over network-only seconds (random tiles in the run's batches); "
         "cloud mask: the run's seconds in s2cloudless (each 4 x 4 px block of the scene classified once)."
     )
+    if args.network_tiles:
+        notes += f" Network-only timed on {args.network_tiles} tiles and scaled to the run's."
     return "\n".join([title, "", HEADER, *(row.markdown() for row in rows), "", notes])
 
 
@@ -232,6 +252,12 @@ def register(subparsers: Any) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="run with or without keep-clear (default: the run's default; its cloud mask is not in network-only)",
+    )
+    parser.add_argument(
+        "--network-tiles",
+        type=int,
+        default=None,
+        help="time the bare network on at most this many tiles and scale to the run's (default: as many as the run)",
     )
     parser.add_argument("--sample-dir", type=Path, default=SAMPLE_DIR, help="folder with the SEN12MS-CR sample")
     per_tile = parser.add_argument_group("per-tile timing (python -m backend bench --per-tile)")
