@@ -53,7 +53,7 @@ def test_run_events(rasters, tmp_path, fake_model, capsys):
     started = next(event for event in events if event.kind == "started")
     assert started.get("tiles") == 12 and started.get("algorithm") == "dbcr"
     progress = [(event.get("done"), event.get("total")) for event in events if event.kind == "progress"]
-    assert progress == [(5, 12), (10, 12), (12, 12)]
+    assert progress == [(4, 12), (8, 12), (12, 12)]  # 3 rows of 4 tiles: a batch of 5 never spans two rows
     finished = events[-1]
     assert finished.get("output") == str(tmp_path / "out.tif")
     assert finished.get("stats")["tiles"] == 12
