@@ -108,7 +108,7 @@ def load_restorer(
         # An adapted network has no file of its own: the ONNX graph must not come from the original's cache.
         placed = place(network, card, None if adapt else weights)
         scene = scene_background(job, card) if scene_fill else None
-        restore = make_restorer(placed, card, nfe, job.seed, reference, callback, scene)
+        restore = make_restorer(placed, card, nfe, job.seed, reference, callback, scene, job.cloud_threshold)
     except ValueError as error:
         raise ModelError(f"Model {card.name} cannot run: {error}") from error
     return restore, card

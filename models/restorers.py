@@ -59,13 +59,15 @@ def dbcr_restorer(
     nfe: int,
     callback: StepCallback | None = None,
     scene: SceneFill | None = None,
+    cloud_threshold: float = DEFAULT_THRESHOLD,
 ) -> Restorer:
     """The DB-CR bridge: start at the cloudy image and take ``nfe`` deterministic steps.
 
     With ``card.bridge_start == "local_fill"`` the bridge starts at the cloudy image with its clouds filled from the
     clear ground around them, and the condition is the radar, the cloudy image and its cloud mask
     (:func:`models.cloud_fill.filled_start`), as the model was trained. ``scene`` (the whole scene's coarse fill)
-    is where a cloud larger than a tile takes its fill from, so neighbouring tiles agree.
+    is where a cloud larger than a tile takes its fill from, so neighbouring tiles agree. Without the caller's
+    ``mask`` the clouds are found at ``cloud_threshold``.
     """
     steps = bridge_steps(nfe, card_schedule(card, BridgeSchedule).alphas())
     denoise = dbcr_denoiser(network)
@@ -78,7 +80,7 @@ def dbcr_restorer(
         with torch.inference_mode():
             y = optical.clamp(0.0, MAX_REFLECTANCE)
             if card.bridge_start == "local_fill":
-                clouds = mask if mask is not None else tile_cloud_mask(y, card.optical_bands, DEFAULT_THRESHOLD)
+                clouds = mask if mask is not None else tile_cloud_mask(y, card.optical_bands, cloud_threshold)
                 size = (y.shape[-2], y.shape[-1])
                 background = scene.tiles(origins, size).to(y) if scene is not None else None
                 y, sar = filled_start(y, sar, clouds, background)
@@ -112,28 +114,34 @@ def given_dates(optical: Tensor, bands: int, dates: int) -> tuple[Tensor, int]:
     return torch.cat([stack, missing], dim=1), given
 
 
-def date_clouds(dates: Tensor, given: int, bands: Sequence[str], first: Tensor | None = None) -> Tensor:
+def date_clouds(
+    dates: Tensor,
+    given: int,
+    bands: Sequence[str],
+    first: Tensor | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> Tensor:
     """(B, T, C, H, W) dates → (B, T, 1, H, W) cloud masks, 1 = cloud.
 
-    Date 0 takes ``first`` where the caller has it, the other given dates s2cloudless, and the dates after the
-    ``given`` ones are cloud everywhere (never used).
+    Date 0 takes ``first`` where the caller has it, the other given dates s2cloudless at ``threshold``, and the
+    dates after the ``given`` ones are cloud everywhere (never used).
     """
-    masks = [first if first is not None else tile_cloud_mask(dates[:, 0], bands, DEFAULT_THRESHOLD)]
-    masks += [tile_cloud_mask(dates[:, k], bands, DEFAULT_THRESHOLD) for k in range(1, given)]
+    masks = [first if first is not None else tile_cloud_mask(dates[:, 0], bands, threshold)]
+    masks += [tile_cloud_mask(dates[:, k], bands, threshold) for k in range(1, given)]
     masks += [torch.ones_like(masks[0])] * (dates.shape[1] - given)
     return torch.stack([m.to(dates) for m in masks], dim=1)
 
 
 def diffcr_prior_condition(
-    dates: Tensor, given: int, bands: Sequence[str], first: Tensor | None
+    dates: Tensor, given: int, bands: Sequence[str], first: Tensor | None, threshold: float = DEFAULT_THRESHOLD
 ) -> tuple[Tensor, Tensor]:
-    """A prior DiffCR's condition and prior, both in the network's [-1, 1] range.
+    """A prior DiffCR's condition and prior, both in the network's [-1, 1] range (clouds at ``threshold``).
 
     Returns:
         (B, dates·(bands + 1), H, W), each date's bands then its cloud mask (0 clear, 1 cloud); and (B, bands, H, W),
         the first date with its clouds filled from the other dates (:func:`models.temporal_fill.temporal_fill`).
     """
-    clouds = date_clouds(dates, given, bands, first)
+    clouds = date_clouds(dates, given, bands, first, threshold)
     present = torch.arange(dates.shape[1], device=dates.device) < given
     prior = temporal_fill(dates, clouds, present.expand(dates.shape[0], -1))
     cond = torch.cat([dates * 2 - 1, clouds], dim=2).flatten(1, 2)
@@ -141,7 +149,12 @@ def diffcr_prior_condition(
 
 
 def diffcr_restorer(
-    network: Network, card: ModelCard, nfe: int, seed: int = 0, callback: StepCallback | None = None
+    network: Network,
+    card: ModelCard,
+    nfe: int,
+    seed: int = 0,
+    callback: StepCallback | None = None,
+    cloud_threshold: float = DEFAULT_THRESHOLD,
 ) -> Restorer:
     """DiffCR: DPM-Solver++ from position noise, conditioned on the cloudy date(s) and optional SAR.
 
@@ -169,7 +182,7 @@ def diffcr_restorer(
     def condition(optical: Tensor, sar: Tensor | None, mask: Tensor | None) -> Any:
         if with_prior:
             dates, given = given_dates(optical, config.bands, config.dates)
-            return diffcr_prior_condition(dates, given, card.optical_bands, mask)
+            return diffcr_prior_condition(dates, given, card.optical_bands, mask, cloud_threshold)
         dates = _per_date(optical, config.bands, config.dates, "the optical image")
         if config.sar_bands:
             if sar is None:
@@ -245,6 +258,7 @@ def make_restorer(
     reference: Network | None = None,
     callback: StepCallback | None = None,
     scene: SceneFill | None = None,
+    cloud_threshold: float = DEFAULT_THRESHOLD,
 ) -> Restorer:
     """Build the restorer of the card's algorithm.
 
@@ -256,6 +270,8 @@ def make_restorer(
         reference: DE only: its reference network, already loaded (else the DE restorer loads the card's).
         callback: ``callback(done, total)`` after every network evaluation of every batch; raise to cancel.
         scene: DB-CR with a local-fill start only: the whole scene's coarse fill (tiles' origins index into it).
+        cloud_threshold: where a method finds clouds itself (a local-fill DB-CR without the caller's mask, a
+            temporal-fill DiffCR's later dates), the s2cloudless probability above which a pixel is cloud.
 
     Raises:
         ValueError: for an algorithm without a sampler, a reference network given to another method, or a
@@ -264,9 +280,9 @@ def make_restorer(
     if reference is not None and card.algorithm != "de":
         raise ValueError(f"only DE takes a reference network, not {card.algorithm}")
     if card.algorithm == "dbcr":
-        return dbcr_restorer(network, card, nfe, callback, scene)
+        return dbcr_restorer(network, card, nfe, callback, scene, cloud_threshold)
     if card.algorithm == "diffcr":
-        return diffcr_restorer(network, card, nfe, seed, callback)
+        return diffcr_restorer(network, card, nfe, seed, callback, cloud_threshold)
     if card.algorithm == "de":
         return de_restorer(network, card, nfe, seed, reference, callback)
     raise ValueError(f"no sampler for algorithm {card.algorithm!r}")

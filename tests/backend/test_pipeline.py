@@ -258,3 +258,14 @@ def test_all_nodata_input_fails_before_the_model_loads(tmp_path, monkeypatch, ca
     assert events[-1].kind == "error" and events[-1].get("code") == "bad_input"
     assert events[-1].get("message").startswith(f"The optical raster {empty} holds no valid pixel (all nodata")
     assert not os.path.exists(output) and not os.path.exists(partial_path(output))
+
+
+def test_the_jobs_cloud_threshold_reaches_the_restorer(monkeypatch):
+    from backend import worker
+    from models import restorers
+
+    seen = []
+    monkeypatch.setattr(restorers, "make_restorer", lambda *args: seen.append(args) or (lambda *a, **k: None))
+    job = Job(algorithm="diffcr", optical="x.tif", output="o.tif", device="cpu", cloud_threshold=0.7)
+    worker.load_restorer(job, torch.device("cpu"), scene_fill=False)
+    assert seen[0][-1] == 0.7

@@ -219,3 +219,14 @@ def test_a_trained_prior_diffcr_changes_the_fill():
         dates, date_clouds(dates, count, card.optical_bands, mask), torch.tensor([[True, True, False]])
     )
     torch.testing.assert_close(out, (fill + 0.05).clamp(max=1), rtol=0, atol=1e-5)
+
+
+def test_a_prior_diffcr_finds_the_later_dates_clouds_at_the_callers_threshold():
+    network, card = _prior_diffcr()
+    optical, mask = _two_dates()
+    dates, count = given_dates(optical, 13, 3)
+    assert date_clouds(dates, count, card.optical_bands, mask, threshold=1.0)[0, 1].sum() == 0
+    assert bool(date_clouds(dates, count, card.optical_bands, mask, threshold=0.0)[0, 1].all())
+    # Every pixel of the later date counts as cloud at threshold 0: the first date's cloud takes its local fill.
+    strict = diffcr_restorer(network, card, nfe=2, cloud_threshold=0.0)(optical, None, [(0, 0)], mask)
+    torch.testing.assert_close(strict, local_fill(optical[:, :13], mask), rtol=0, atol=1e-6)
