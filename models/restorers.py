@@ -126,8 +126,11 @@ def date_clouds(
     Date 0 takes ``first`` where the caller has it, the other given dates s2cloudless at ``threshold``, and the
     dates after the ``given`` ones are cloud everywhere (never used).
     """
+    batch = dates.shape[0]
     masks = [first if first is not None else tile_cloud_mask(dates[:, 0], bands, threshold)]
-    masks += [tile_cloud_mask(dates[:, k], bands, threshold) for k in range(1, given)]
+    if given > 1:  # the later dates in one classifier call (a call has a fixed cost)
+        later = tile_cloud_mask(dates[:, 1:given].flatten(0, 1), bands, threshold)
+        masks += list(later.unflatten(0, (batch, given - 1)).unbind(dim=1))
     masks += [torch.ones_like(masks[0])] * (dates.shape[1] - given)
     return torch.stack([m.to(dates) for m in masks], dim=1)
 
