@@ -6,8 +6,9 @@ from .base import CloudRemovalAlgorithm
 from .help import ADVANCED, KEEP_CLEAR, MODEL, NFE_TRADE_OFF, build_help
 
 HELP = build_help(
-    summary="Reconstructs the ground under clouds and cloud shadows in a Sentinel-2 image, using a Sentinel-1 radar "
-    "image of the same place (radar sees through clouds). The result is a GeoTIFF on the Sentinel-2 image's grid "
+    summary="Reconstructs the ground under the clouds of a Sentinel-2 image, using a Sentinel-1 radar image of the "
+    "same place (radar sees through clouds). Cloud shadows are not masked (s2cloudless finds clouds only) and stay "
+    "as they are. The result is a GeoTIFF on the Sentinel-2 image's grid "
     "(CRS, pixel size, extent), with the same bands, data type, scale and nodata as the input, shown in true colour.",
     inputs=[
         "<li><b>Cloudy Sentinel-2 image</b>: the bands the model was trained on, in their usual order; for the "
