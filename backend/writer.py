@@ -34,7 +34,9 @@ from backend.raster_io import Grid, georeferenced
 from backend.tiling import Tile
 from models.card import RGB_BANDS
 
-MAX_BLOCK = 512
+# 256 px blocks (GDAL's default for tiled GeoTIFFs): the writer holds one row of them across the raster's width
+# in the output's dtype until the row is whole, so a smaller block keeps less of a wide raster in memory.
+MAX_BLOCK = 256
 # GeoTIFF tile sides must be multiples of 16.
 BLOCK_MULTIPLE = 16
 
@@ -43,7 +45,7 @@ Encoder = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def block_size(length: int) -> int:
-    """Output block side for a raster side of ``length`` pixels: 512, or less for small rasters (multiple of 16)."""
+    """Output block side for a raster side of ``length`` pixels: 256, or less for small rasters (multiple of 16)."""
     return min(MAX_BLOCK, max(BLOCK_MULTIPLE, -(-length // BLOCK_MULTIPLE) * BLOCK_MULTIPLE))
 
 

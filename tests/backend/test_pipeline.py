@@ -188,7 +188,7 @@ def _peak_bytes(tmp_path, kit, card, height):
 
 
 def test_peak_memory_does_not_grow_with_height(tmp_path, card, kit):
-    # Both taller than one 512-row output block, so both write in whole blocks; 3x the rows, same peak.
+    # Both taller than one 256-row output block, so both write in whole blocks; 3x the rows, same peak.
     short = _peak_bytes(tmp_path, kit, card, 600)
     tall = _peak_bytes(tmp_path, kit, card, 1800)
     assert tall < 1.2 * short

@@ -24,7 +24,7 @@ def identity_encode(values, valid):
     return out.astype(np.float32)
 
 
-@pytest.mark.parametrize(("length", "expected"), [(1, 16), (70, 80), (512, 512), (513, 512), (10980, 512)])
+@pytest.mark.parametrize(("length", "expected"), [(1, 16), (70, 80), (256, 256), (257, 256), (10980, 256)])
 def test_block_size(length, expected):
     assert block_size(length) == expected
     assert expected % 16 == 0
