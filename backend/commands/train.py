@@ -255,26 +255,46 @@ def _diffcr_temporal(args: argparse.Namespace, name: str, out: Path, run_dir: Pa
 
 
 def _rice(args: argparse.Namespace, log: Any) -> tuple[Any, Any]:
-    from models.training.rice_pairs import load_pairs, split_pairs
+    from models.datasets.rasters import DatasetError
+    from models.training.rice_pairs import load_rice_sets
 
-    train, validation = split_pairs(load_pairs(args.data_root / "rice2"))
-    log(f'{{"train_pairs": {len(train)}, "validation_pairs": {len(validation)}}}')
+    try:
+        train, validation = load_rice_sets(args.data_root)
+    except DatasetError as error:
+        raise FileNotFoundError(str(error)) from error
+    held = ", ".join(f"{len(pairs)} of {name}" for name, pairs in validation.items())
+    log(json.dumps({"train_pairs": len(train), "validation_pairs": held}))
     return train, validation
+
+
+def _exported(run_dir: Path) -> tuple[dict[str, Any], dict[str, float], float, int]:
+    """A run's weights to write: the best validated EMA where the run kept one, else its last checkpoint's."""
+    import torch
+
+    from models.training.loop_utils import read_export
+    from models.training.train_de import BEST_FILE
+
+    saved = read_export(run_dir / "checkpoint.pt", run_dir / "log.jsonl")
+    if not (run_dir / BEST_FILE).exists():
+        return saved.ema, saved.metrics, saved.seconds, saved.step
+    best = torch.load(run_dir / BEST_FILE, weights_only=True)
+    metrics = {**json.loads(best["metrics"]), "step": int(best["step"])}
+    return best["ema"], metrics, saved.seconds, saved.step
 
 
 def _de_reference(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: Any) -> int:
     from models.networks import de_reference
-    from models.training.loop_utils import read_export, save_model
+    from models.training.loop_utils import save_model
     from models.training.train_de import ReferenceSettings, reference_card, train_reference
 
     config = {"lite": de_reference.LITE, "paper": de_reference.DEReferenceConfig.paper()}[args.config]
     settings = recipe(ReferenceSettings(), args)
     train, validation = _rice(args, log)
     if args.export_only:
-        saved = read_export(run_dir / "checkpoint.pt", run_dir / "log.jsonl")
+        weights, metrics, seconds, steps = _exported(run_dir)
         network = de_reference.DEReferenceNet(config)
-        network.load_state_dict(saved.ema)
-        metrics, seconds, settings = saved.metrics, saved.seconds, dataclasses.replace(settings, steps=saved.step)
+        network.load_state_dict(weights)
+        settings = dataclasses.replace(settings, steps=steps)
     else:
         network, metrics, seconds = train_reference(
             config, settings, train, validation, run_dir, log, _initial_weights(args, config)
@@ -286,7 +306,7 @@ def _de_reference(args: argparse.Namespace, name: str, out: Path, run_dir: Path,
 def _de(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: Any) -> int:
     from models.networks import de
     from models.registry import ModelNotFoundError, load_model
-    from models.training.loop_utils import read_export, save_model
+    from models.training.loop_utils import save_model
     from models.training.train_de import DESettings, de_card, train_de
 
     config = {"lite": de.LITE, "paper": de.DEConfig.paper()}[args.config]
@@ -302,10 +322,10 @@ def _de(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: Any)
         return 2
     train, validation = _rice(args, log)
     if args.export_only:
-        saved = read_export(run_dir / "checkpoint.pt", run_dir / "log.jsonl")
+        weights, metrics, seconds, steps = _exported(run_dir)
         network = de.DENet(config)
-        network.load_state_dict(saved.ema)
-        metrics, seconds, settings = saved.metrics, saved.seconds, dataclasses.replace(settings, steps=saved.step)
+        network.load_state_dict(weights)
+        settings = dataclasses.replace(settings, steps=steps)
     else:
         network, metrics, seconds = train_de(
             config, settings, reference, reference_name, train, validation, run_dir, log, _initial_weights(args, config)

@@ -168,6 +168,7 @@ def run_loop(
     evaluate: Callable[[nn.Module], dict[str, float]],
     path: Path,
     log: Log,
+    best_path: Path | None = None,
 ) -> tuple[dict[str, float], float]:
     """Train from ``path``'s checkpoint (if any) to ``steps``, evaluating the EMA and checkpointing together.
 
@@ -183,6 +184,8 @@ def run_loop(
         evaluate: metrics of the EMA network on the held-out set (``psnr_output`` at least).
         path: the checkpoint file.
         log: receives one JSON line per evaluation.
+        best_path: where to keep the EMA with the highest ``score`` (else ``psnr_output``) so far, the start
+            (step 0, evaluated and logged first) included, so that a run never ships worse than it began.
 
     Returns:
         The last validation metrics and the training seconds, both carried over from the checkpoint when the run
@@ -195,6 +198,10 @@ def run_loop(
         saved = torch.load(path, weights_only=True)
         metrics, before = json.loads(saved.get("metrics", "{}")), float(saved.get("seconds", 0.0))
     started = time.time()
+    if best_path is not None and not start:
+        first = evaluate(state.ema)
+        log(json.dumps({"step": 0, "seconds": 0, **first}))
+        keep_if_best(best_path, 0, state.ema, first)
     for step in range(start, steps):
         loss = step_fn()
         state.scheduler.step()
@@ -205,7 +212,29 @@ def run_loop(
             log(json.dumps({"step": step + 1, "loss": round(loss, 5), "seconds": round(seconds), **metrics}))
             extra = {"seconds": seconds, "metrics": json.dumps(metrics)}
             checkpoint(path, step + 1, state.network, state.ema, state.optimizer, state.scheduler, state.rng, extra)
+            if best_path is not None:
+                keep_if_best(best_path, step + 1, state.ema, metrics)
     return metrics, before + time.time() - started
+
+
+def score_of(metrics: dict[str, float]) -> float:
+    """What a best checkpoint is chosen by: ``score`` where the evaluation gives one, else ``psnr_output``."""
+    return float(metrics.get("score", metrics["psnr_output"]))
+
+
+def keep_if_best(path: Path, step: int, ema: nn.Module, metrics: dict[str, float]) -> None:
+    """Save ``ema`` to ``path`` (atomically) when its score beats the one saved there, or nothing is saved yet."""
+    if path.exists() and score_of(json.loads(torch.load(path, weights_only=True)["metrics"])) >= score_of(metrics):
+        return
+    torch.save({"step": step, "ema": ema.state_dict(), "metrics": json.dumps(metrics)}, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+
+
+def load_best(path: Path, ema: nn.Module) -> tuple[int, dict[str, float]]:
+    """Load the best EMA of a run into ``ema``; its step and metrics."""
+    best = torch.load(path, weights_only=True)
+    ema.load_state_dict(best["ema"])
+    return int(best["step"]), json.loads(best["metrics"])
 
 
 def clone_state(network: nn.Module) -> dict[str, Tensor]:

@@ -2,7 +2,9 @@
 
 RICE has no official split and no places (DE's author: "random"), so the split here is by image id and
 deterministic: pairs are sorted by id (numerically, ``models.datasets.rice.find_pairs``) and every ``every``-th one
-(the 10th, 20th, …; 10 of RICE2's 107) is held out for validation and never trained on.
+(the 10th, 20th, …; 10 of RICE2's 107) is held out for validation and never trained on. The 512² RICE2 pairs
+(``rice2-512``, other ids) are split the same way (4 of 48 held out); their training images are cut into 256²
+quarters so that every training pair has one size, and their held-out ones are validated whole, at 512².
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from models.datasets.rasters import read_raw
+from models.datasets.rasters import DatasetError, read_raw
 from models.datasets.rice import find_pairs
 from models.training.batches import augment
 
 HOLD_OUT_EVERY = 10
+# The RICE folders of the data root, each with the suffix its validation metrics carry ("" for the 256² set).
+RICE_SETS = {"rice2": "", "rice2-512": "_512"}
+TRAIN_SIZE = 256
 CROP_STEP = 16  # crop sizes are multiples of this: DE-lite and the reference network need multiples of 8
 
 
@@ -57,6 +62,46 @@ def split_pairs(pairs: Pairs, every: int = HOLD_OUT_EVERY) -> tuple[Pairs, Pairs
     held = [index for index in range(len(pairs)) if index % every == every - 1]
     kept = [index for index in range(len(pairs)) if index % every != every - 1]
     return pairs.subset(kept), pairs.subset(held)
+
+
+def quarters(pairs: Pairs, size: int = TRAIN_SIZE) -> Pairs:
+    """Every image cut into non-overlapping ``size``² squares (named ``<id>_<row>_<col>``); smaller ones unchanged."""
+    height, width = pairs.cloudy.shape[-2:]
+    if height <= size and width <= size:
+        return pairs
+    cuts = [(row, col) for row in range(0, height - size + 1, size) for col in range(0, width - size + 1, size)]
+    window = [np.s_[..., row : row + size, col : col + size] for row, col in cuts]
+    return Pairs(
+        np.concatenate([np.stack([image[w] for w in window]) for image in pairs.cloudy]),
+        np.concatenate([np.stack([image[w] for w in window]) for image in pairs.clear]),
+        tuple(f"{name}_{row}_{col}" for name in pairs.names for row, col in cuts),
+    )
+
+
+def joined(parts: list[Pairs]) -> Pairs:
+    """Several sets of pairs of one image size as one."""
+    return Pairs(
+        np.concatenate([part.cloudy for part in parts]),
+        np.concatenate([part.clear for part in parts]),
+        tuple(name for part in parts for name in part.names),
+    )
+
+
+def load_rice_sets(data_root: Path, train_size: int = TRAIN_SIZE) -> tuple[Pairs, dict[str, Pairs]]:
+    """The training pairs of every RICE folder present (cut to ``train_size``²) and each folder's held-out pairs.
+
+    Raises:
+        DatasetError: no RICE folder under ``data_root``, or one that :func:`load_pairs` refuses.
+    """
+    present = [name for name in RICE_SETS if (data_root / name).is_dir()]
+    if not present:
+        raise DatasetError(f"no RICE pairs under {data_root}: expected one of {', '.join(RICE_SETS)}")
+    train, validation = [], {}
+    for name in present:
+        kept, held = split_pairs(load_pairs(data_root / name))
+        train.append(quarters(kept, train_size))
+        validation[name] = held
+    return joined(train), validation
 
 
 def to_unit(images: np.ndarray) -> Tensor:

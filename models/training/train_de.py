@@ -26,10 +26,16 @@ from models.networks.de_reference import DEReferenceConfig, DEReferenceNet
 from models.restorers import de_restorer
 from models.sampling.noise_schedules import alphas_cumprod, make_betas
 from models.sampling.schedule_configs import W_MIN, DESchedule
-from models.training.loop_utils import Log, mean_psnr, new_state, run_loop
-from models.training.rice_pairs import HOLD_OUT_EVERY, Pairs, center_crops, crop_sizes, sample_pairs
+from models.training.loop_utils import Log, load_best, mean_psnr, new_state, run_loop
+from models.training.rice_pairs import HOLD_OUT_EVERY, RICE_SETS, Pairs, center_crops, crop_sizes, sample_pairs
 
-DATA = "RICE2 (Lin et al. 2019: Landsat 8 RGB, 8-bit, 256²), every {every}th pair in id order held out for validation"
+DATA = (
+    "RICE2 (Lin et al. 2019: Landsat 8 RGB, 8-bit; 256² pairs and 512² pairs cut into 256² quarters), every {every}th "
+    "pair of each set in id order held out for validation"
+)
+BEST_FILE = "best.pt"
+# Validation images as tensors on [0, 1]: each RICE set's (cloudy, clear), keyed by its metrics' suffix.
+Validation = dict[str, tuple[Tensor, Tensor]]
 
 
 @dataclass(frozen=True)
@@ -136,29 +142,47 @@ def de_card(
     )
 
 
-def evaluate_reference(network: nn.Module, cloudy: Tensor, clear: Tensor) -> dict[str, float]:
-    """Mean per-image PSNR of the reference's output and of the cloudy input vs the clear images."""
+def validation_crops(validation: dict[str, Pairs], size: int) -> Validation:
+    """Each held-out set's central ``size`` squares (whole images for 0), keyed by its metrics' suffix."""
+    return {RICE_SETS.get(name, f"_{name}"): center_crops(pairs, size) for name, pairs in validation.items()}
+
+
+def scored(per_set: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The sets' metrics, each key with its set's suffix, and ``score``: the mean gain over the cloudy input."""
+    metrics = {f"{key}{suffix}": value for suffix, values in per_set.items() for key, value in values.items()}
+    gains = [values["psnr_output"] - values["psnr_cloudy"] for values in per_set.values()]
+    return {**metrics, "score": sum(gains) / len(gains)}
+
+
+def evaluate_reference(network: nn.Module, validation: Validation) -> dict[str, float]:
+    """Mean per-image PSNR of the reference's output and of the cloudy input vs the clear images, per set."""
     network.eval()
+    per_set = {}
     with torch.inference_mode():
-        output = network(cloudy)
+        for suffix, (cloudy, clear) in validation.items():
+            output = network(cloudy)
+            per_set[suffix] = {"psnr_output": mean_psnr(output, clear), "psnr_cloudy": mean_psnr(cloudy, clear)}
     network.train()
-    return {"psnr_output": mean_psnr(output, clear), "psnr_cloudy": mean_psnr(cloudy, clear)}
+    return scored(per_set)
 
 
 def train_reference(
     config: DEReferenceConfig,
     settings: ReferenceSettings,
     train: Pairs,
-    validation: Pairs,
+    validation: dict[str, Pairs],
     run_dir: Path,
     log: Log = print,
     initial: dict[str, Tensor] | None = None,
 ) -> tuple[DEReferenceNet, dict[str, float], float]:
-    """Train the reference network end to end (L1 on the clear image); resumable from ``run_dir/checkpoint.pt``."""
+    """Train the reference network end to end (L1 on the clear image); resumable from ``run_dir/checkpoint.pt``.
+
+    Returns the EMA that validated best (the start included), its metrics (with its ``step``) and the seconds.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
     state = new_state(DEReferenceNet(config), settings.lr, settings.steps, settings.seed, initial)
-    val_cloudy, val_clear = center_crops(validation, settings.val_crop)
+    held_out = validation_crops(validation, settings.val_crop)
     sizes = crop_sizes(settings.min_crop, settings.crop)
 
     def step() -> float:
@@ -169,13 +193,14 @@ def train_reference(
         state.optimizer.step()
         return loss.item()
 
-    metrics, seconds = run_loop(
+    _, seconds = run_loop(
         state, settings.steps, settings.eval_every, settings.ema, step,
-        lambda ema: evaluate_reference(ema, val_cloudy, val_clear), run_dir / "checkpoint.pt", log,
+        lambda ema: evaluate_reference(ema, held_out), run_dir / "checkpoint.pt", log, run_dir / BEST_FILE,
     )  # fmt: skip
     ema = state.ema
     assert isinstance(ema, DEReferenceNet)
-    return ema.eval(), metrics, seconds
+    best_step, metrics = load_best(run_dir / BEST_FILE, ema)
+    return ema.eval(), {**metrics, "step": best_step}, seconds
 
 
 def de_loss(network: DENet, reference: nn.Module, alphas: Tensor, cloudy: Tensor, clear: Tensor) -> Tensor:
@@ -210,20 +235,23 @@ def training_step(
 
 
 def evaluate_de(
-    network: nn.Module, reference: nn.Module, card: ModelCard, cloudy: Tensor, clear: Tensor, nfe: int, seed: int
+    network: nn.Module, reference: nn.Module, card: ModelCard, validation: Validation, nfe: int, seed: int
 ) -> dict[str, float]:
     """Mean per-image PSNR of the DE output (the inference restorer), of the reference alone and of the input."""
     network.eval()
     restore = de_restorer(network, card, nfe, seed, reference=reference)
-    origins = [(0, index * cloudy.shape[-1]) for index in range(len(cloudy))]
-    output = restore(cloudy, None, origins)
-    with torch.inference_mode():
-        prior = reference(cloudy)
-    return {
-        "psnr_output": mean_psnr(output, clear),
-        "psnr_reference": mean_psnr(prior, clear),
-        "psnr_cloudy": mean_psnr(cloudy, clear),
-    }
+    per_set = {}
+    for suffix, (cloudy, clear) in validation.items():
+        origins = [(0, index * cloudy.shape[-1]) for index in range(len(cloudy))]
+        output = restore(cloudy, None, origins)
+        with torch.inference_mode():
+            prior = reference(cloudy)
+        per_set[suffix] = {
+            "psnr_output": mean_psnr(output, clear),
+            "psnr_reference": mean_psnr(prior, clear),
+            "psnr_cloudy": mean_psnr(cloudy, clear),
+        }
+    return scored(per_set)
 
 
 def train_de(
@@ -232,12 +260,15 @@ def train_de(
     reference: nn.Module,
     reference_name: str,
     train: Pairs,
-    validation: Pairs,
+    validation: dict[str, Pairs],
     run_dir: Path,
     log: Log = print,
     initial: dict[str, Tensor] | None = None,
 ) -> tuple[DENet, dict[str, float], float]:
-    """Train DE's noise predictor and WA net over a frozen reference; resumable from ``run_dir/checkpoint.pt``."""
+    """Train DE's noise predictor and WA net over a frozen reference; resumable from ``run_dir/checkpoint.pt``.
+
+    Returns the EMA that validated best (the start included), its metrics (with its ``step``) and the seconds.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
     reference = reference.eval().requires_grad_(False)
@@ -245,7 +276,7 @@ def train_de(
     state = new_state(DENet(config), settings.lr, settings.steps, settings.seed, initial)
     network = state.network
     assert isinstance(network, DENet)
-    val_cloudy, val_clear = center_crops(validation, settings.val_crop)
+    held_out = validation_crops(validation, settings.val_crop)
     sizes = crop_sizes(settings.min_crop, settings.crop)
     card = de_card("validation", config, settings, reference_name)
 
@@ -254,13 +285,15 @@ def train_de(
         return training_step(network, reference, state.optimizer, alphas, cloudy, clear)
 
     def validate(ema: nn.Module) -> dict[str, float]:
-        metrics = evaluate_de(ema, reference, card, val_cloudy, val_clear, settings.val_nfe, settings.seed)
+        metrics = evaluate_de(ema, reference, card, held_out, settings.val_nfe, settings.seed)
         ema.train()
         return metrics
 
-    metrics, seconds = run_loop(
-        state, settings.steps, settings.eval_every, settings.ema, step, validate, run_dir / "checkpoint.pt", log
-    )
+    _, seconds = run_loop(
+        state, settings.steps, settings.eval_every, settings.ema, step, validate, run_dir / "checkpoint.pt", log,
+        run_dir / BEST_FILE,
+    )  # fmt: skip
     ema = state.ema
     assert isinstance(ema, DENet)
-    return ema.eval(), metrics, seconds
+    best_step, metrics = load_best(run_dir / BEST_FILE, ema)
+    return ema.eval(), {**metrics, "step": best_step}, seconds

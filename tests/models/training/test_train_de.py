@@ -1,5 +1,6 @@
 """DE training on RICE-like pairs: the split, crops, the official loss, resumable runs and loadable cards."""
 
+import json
 import random
 
 import numpy as np
@@ -12,7 +13,15 @@ from models.registry import load_model
 from models.restorers import de_restorer
 from models.sampling.noise_schedules import adm_linear_betas, alphas_cumprod
 from models.training.loop_utils import save_model
-from models.training.rice_pairs import Pairs, crop_sizes, load_pairs, sample_pairs, split_pairs
+from models.training.rice_pairs import (
+    Pairs,
+    crop_sizes,
+    load_pairs,
+    load_rice_sets,
+    quarters,
+    sample_pairs,
+    split_pairs,
+)
 from models.training.train_de import (
     DESettings,
     ReferenceSettings,
@@ -67,11 +76,27 @@ def test_de_loss_trains_the_wa_net_through_the_l1_term_only():
     assert network.out[2].weight.grad is not None  # ε-MSE reaches the noise predictor
 
 
+def test_512_pairs_train_as_quarters_and_validate_whole(tmp_path):
+    _rice(tmp_path / "rice2")
+    large = load_pairs(_rice(tmp_path / "rice2-512", count=10, size=96))
+    train, validation = load_rice_sets(tmp_path, train_size=48)
+    assert set(validation) == {"rice2", "rice2-512"} and validation["rice2-512"].names == ("10",)
+    assert validation["rice2-512"].cloudy.shape[-2:] == (96, 96)  # validated whole
+    assert len(train) == 18 + 4 * 9 and train.cloudy.shape[1:] == (3, 48, 48)
+    assert train.names[18:20] == ("1_0_0", "1_0_48") and not {"10", "10_0_0"} & set(train.names)
+    assert np.array_equal(train.clear[18 + 3], large.clear[0][:, 48:, 48:])
+    assert quarters(validation["rice2"], 48) is validation["rice2"]  # already that size
+
+
 def test_reference_then_de_train_resume_and_load(tmp_path):
-    train, validation = split_pairs(load_pairs(_rice(tmp_path / "rice2")))
+    train, held = split_pairs(load_pairs(_rice(tmp_path / "rice2")))
+    validation = {"rice2": held}
     logs: list[str] = []
     reference, metrics, _ = train_reference(TINY_REF, REF_SETTINGS, train, validation, tmp_path / "ref", logs.append)
-    assert len(logs) == 2 and {"psnr_output", "psnr_cloudy"} <= set(metrics)
+    assert len(logs) == 3 and {"psnr_output", "psnr_cloudy", "score", "step"} <= set(metrics)
+    assert [json.loads(line)["step"] for line in logs] == [0, 1, 2]
+    scores = [json.loads(line)["score"] for line in logs]
+    assert metrics["step"] == scores.index(max(scores)) and metrics["score"] == max(scores)
     ref_path = tmp_path / "ref.safetensors"
     save_model(ref_path, reference, reference_card("ref", TINY_REF, REF_SETTINGS, len(train), metrics, 1.0))
     loaded_ref, ref_card = load_model(str(ref_path))
@@ -81,7 +106,7 @@ def test_reference_then_de_train_resume_and_load(tmp_path):
     network, metrics, _ = train_de(
         TINY_DE, DE_SETTINGS, loaded_ref, str(ref_path), train, validation, tmp_path / "de", logs.append
     )
-    assert len(logs) == 2 and {"psnr_output", "psnr_reference", "psnr_cloudy"} <= set(metrics)
+    assert len(logs) == 3 and {"psnr_output", "psnr_reference", "psnr_cloudy"} <= set(metrics)
     resumed: list[str] = []
     _, again, _ = train_de(
         TINY_DE, DE_SETTINGS, loaded_ref, str(ref_path), train, validation, tmp_path / "de", resumed.append
