@@ -9,7 +9,8 @@ Three folders in the layout ``python -m backend eval`` reads (``cloudy/``, ``tar
 - ``glf-cr``: the one real SEN12MS-CR cloudy / cloud-free / S1 triplet.
 - ``glf-cr-rgb``: the same triplet's B4, B3, B2 as 8-bit PNGs (reflectance 0-0.3 stretched to 0-255, the same
   stretch for cloudy and target), for DE, which restores 8-bit RGB.
-- ``rice2-held-out``: the RICE2 pairs held out of DE's training (every 10th in id order), as 8-bit PNGs.
+- ``rice2-held-out``, ``rice2-512-held-out``: the RICE2 pairs (256², 512²) held out of DE's training (every 10th
+  in id order), as 8-bit PNGs.
 - ``s2-real-pairs``: the real SEN12MS-CR cloudy / cloud-free pairs of the held-out scenes
   (``models.datasets.real_pairs.HELD_OUT_PAIR_SCENES``, never trained on), files copied, a "no radar" SAR image.
 - ``s2-series``: real multi-date inputs from the SEN12MS-CR-TS series (``SERIES_ITEMS``): a cloudy date, two more
@@ -151,12 +152,17 @@ def write_glf_cr_rgb(glf_cr: Path, out: Path) -> int:
     return count
 
 
-def copy_rice2_held_out(data_root: Path, out: Path) -> int:
-    """DE's held-out RICE2 pairs (``models.training.rice_pairs.split_pairs``), files copied; returns how many."""
+def copy_rice2_held_out(data_root: Path, out: Path, folder: str = "rice2") -> int:
+    """DE's held-out pairs of a RICE folder (``models.training.rice_pairs.split_pairs``), copied; how many.
+
+    A folder the data root lacks gives none.
+    """
     from models.datasets.rice import find_pairs
     from models.training.rice_pairs import HOLD_OUT_EVERY
 
-    pairs = find_pairs(data_root / "rice2")
+    if not (data_root / folder).is_dir():
+        return 0
+    pairs = find_pairs(data_root / folder)
     held = [pair for index, pair in enumerate(pairs) if index % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1]
     for name, cloudy, clear in held:
         for folder, path in (("cloudy", cloudy), ("target", clear)):
@@ -213,7 +219,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "eval-sets",
         help="write the evaluation folders (held-out chips, real pairs and series, glf-cr, held-out RICE2 pairs)",
-        description="Write s2-held-out/, s2-real-pairs/, s2-series/, glf-cr/, glf-cr-rgb/ and rice2-held-out/ under "
+        description="Write s2-held-out/, s2-real-pairs/, s2-series/, glf-cr/, glf-cr-rgb/, rice2-held-out/ and rice2-512-held-out/ under "
         "--out, each ready for `eval --data`.",
     )
     parser.add_argument("--data-root", type=Path, default=Path("..") / "shared" / "data", help="the shared data")
@@ -236,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
         "glf-cr": copy_glf_cr(args.data_root, args.out / "glf-cr"),
         "glf-cr-rgb": write_glf_cr_rgb(args.out / "glf-cr", args.out / "glf-cr-rgb"),
         "rice2-held-out": copy_rice2_held_out(args.data_root, args.out / "rice2-held-out"),
+        "rice2-512-held-out": copy_rice2_held_out(args.data_root, args.out / "rice2-512-held-out", "rice2-512"),
     }
     for folder, count in written.items():
         print(f"{args.out / folder}: {count} images")

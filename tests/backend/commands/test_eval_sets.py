@@ -37,6 +37,7 @@ def test_rice2_hold_out_is_the_training_split(tmp_path):
     _, held = split_pairs(load_pairs(rice))
     assert sorted(p.stem for p in (tmp_path / "out" / "cloudy").iterdir()) == sorted(held.names)
     assert sorted(p.name for p in (tmp_path / "out" / "target").iterdir()) == [f"{n}.png" for n in sorted(held.names)]
+    assert eval_sets.copy_rice2_held_out(tmp_path, tmp_path / "none", "rice2-512") == 0  # a folder not there
 
 
 def test_the_rgb_version_takes_b4_b3_b2_with_one_fixed_stretch():
