@@ -70,6 +70,9 @@ def output_profile(grid: Grid, count: int, dtype: np.dtype, nodata: float | None
         "blockxsize": block_size(grid.width),
         "blockysize": block_size(grid.height),
         "compress": "DEFLATE",
+        # Level 1, not GDAL's 6: on a 13-band 4096 x 512 uint16 stripe it wrote in 0.85 s instead of 1.9 s for a
+        # file 1.7 % larger (writing was 6 % of a run's time at level 6).
+        "zlevel": 1,
         # Horizontal differencing (2) suits integers, floating-point prediction (3) suits floats.
         "predictor": 3 if floating else 2,
         "interleave": "pixel",
