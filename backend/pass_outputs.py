@@ -23,7 +23,7 @@ from backend.errors import BadInputError
 from backend.job import Job
 from backend.raster_io import Grid
 from backend.tiling import Tile
-from backend.writer import StripeWriter, open_output
+from backend.writer import MAX_BLOCK, StripeWriter, open_output
 from models.card import RGB_BANDS, ModelCard
 from models.cloud_fill import tile_cloud_mask
 from models.cloudmask import supports_s2cloudless
@@ -193,9 +193,14 @@ class PassWriters:
 
 
 def open_pass_writers(
-    stack: contextlib.ExitStack, outputs: PassOutputs, grid: Grid, stripe_rows: int, tags: dict[str, str]
+    stack: contextlib.ExitStack,
+    outputs: PassOutputs,
+    grid: Grid,
+    stripe_rows: int,
+    tags: dict[str, str],
+    block: int = MAX_BLOCK,
 ) -> PassWriters:
-    """Open the extra outputs (each under a partial name until the run ends) and their stripe writers."""
+    """Open the extra outputs (each under a partial name until the run ends, ``block`` px blocks) and their writers."""
     writers = PassWriters()
     if outputs.mask_path is not None:
         tally = writers.tally
@@ -209,7 +214,7 @@ def open_pass_writers(
             return np.where(valid, cloud, MASK_NODATA).astype(np.uint8)[None]
 
         dataset = stack.enter_context(
-            open_output(outputs.mask_path, grid, ["cloud mask"], np.dtype("uint8"), MASK_NODATA, tags)
+            open_output(outputs.mask_path, grid, ["cloud mask"], np.dtype("uint8"), MASK_NODATA, tags, block)
         )
         writers.mask = StripeWriter(dataset, 1, stripe_rows, encode_mask)
     if outputs.change_path is not None:
@@ -218,7 +223,9 @@ def open_pass_writers(
             return np.where(valid[None], values, CHANGE_NODATA).astype(np.float32)
 
         names = ["mean absolute reflectance change"]
-        dataset = stack.enter_context(open_output(outputs.change_path, grid, names, np.dtype("float32"), CHANGE_NODATA))
+        dataset = stack.enter_context(
+            open_output(outputs.change_path, grid, names, np.dtype("float32"), CHANGE_NODATA, block=block)
+        )
         writers.change = StripeWriter(dataset, 1, stripe_rows, encode_change)
     return writers
 

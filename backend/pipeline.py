@@ -25,7 +25,7 @@ from backend.pass_outputs import CloudTally, PassOutputs, PassWriters, open_pass
 from backend.raster_io import Grid
 from backend.sar import SarSource
 from backend.tiling import Tile, blend_weight, count_tiles, pad_to_tile, tile_batches
-from backend.writer import StripeWriter, open_output
+from backend.writer import StripeWriter, block_for_step, open_output
 from models.card import ModelCard
 from models.keep_clear import fill_clouds_only
 from models.restorers import Restorer
@@ -95,11 +95,12 @@ def run_removal(
             overlap, job.batch,
         )  # fmt: skip
         tags = {**(tags or {}), "CLOUD_REMOVAL_OPTICAL_SCALE": f"{optical.scale:g}"}
-        dataset = stack.enter_context(open_output(job.output, grid, bands, optical.dtype, optical.nodata, tags))
+        block = block_for_step(tile_size - overlap)
+        dataset = stack.enter_context(open_output(job.output, grid, bands, optical.dtype, optical.nodata, tags, block))
         # A batch stays in one row of tiles (tile_batches), and the rows above that row are final by then.
         stripe_rows = tile_size
         writer = StripeWriter(dataset, len(card.optical_bands), stripe_rows, optical.encode, optical.has_mask)
-        passes = open_pass_writers(stack, extras, grid, stripe_rows, tags)
+        passes = open_pass_writers(stack, extras, grid, stripe_rows, tags, block)
         tiles_clouds = CloudTally()
         read_bands = [index for index, source in enumerate(optical.band_map.model_sources) if source is not None]
         blocks = SceneBlocks(grid.height, grid.width)

@@ -219,8 +219,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "eval-sets",
         help="write the evaluation folders (held-out chips, real pairs and series, glf-cr, held-out RICE2 pairs)",
-        description="Write s2-held-out/, s2-real-pairs/, s2-series/, glf-cr/, glf-cr-rgb/, rice2-held-out/ and rice2-512-held-out/ under "
-        "--out, each ready for `eval --data`.",
+        description="Write s2-held-out/, s2-real-pairs/, s2-series/, glf-cr/, glf-cr-rgb/, rice2-held-out/ and "
+        "rice2-512-held-out/ under --out, each ready for `eval --data`.",
     )
     parser.add_argument("--data-root", type=Path, default=Path("..") / "shared" / "data", help="the shared data")
     parser.add_argument("--out", type=Path, default=Path("runs") / "eval-sets", help="where to write the folders")

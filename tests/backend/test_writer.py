@@ -13,7 +13,7 @@ from backend.errors import OutputError
 from backend.protocol import partial_path
 from backend.raster_io import Grid
 from backend.tiling import blend_weight, tile_grid
-from backend.writer import StripeWriter, block_size, open_output, output_profile
+from backend.writer import StripeWriter, block_for_step, block_size, open_output, output_profile
 
 GRID = Grid(CRS.from_epsg(32631), from_origin(500000.0, 5000000.0, 10.0, 10.0), 90, 70)
 
@@ -194,24 +194,46 @@ class Recorder:
 
     def write(self, values, window):
         self.windows.append(window)
-        self.data[:, window.row_off : window.row_off + window.height, :] = values
+        rows = slice(window.row_off, window.row_off + window.height)
+        self.data[:, rows, window.col_off : window.col_off + window.width] = values
 
     def write_mask(self, mask, window):
         self.mask_windows.append(window)
 
 
-def test_rows_are_written_once_in_whole_rows_of_blocks_and_match_the_input():
-    values = np.random.default_rng(1).random((1, 150, 70), dtype=np.float32)
-    out = Recorder(150, 70, 32)
-    writer = StripeWriter(out, 1, 40 + 24, identity_encode, write_mask=True)
-    rows = tile_grid(150, 70, 40, 16)
+def _write_tiles(out, values, size, overlap):
+    height, width = values.shape[1:]
+    writer = StripeWriter(out, 1, size, identity_encode, write_mask=True)
+    rows = tile_grid(height, width, size, overlap)
     for index, row in enumerate(rows):
         for item in row:
             window = np.s_[:, item.row : item.row + item.height, item.col : item.col + item.width]
-            writer.add(item, values[window], blend_weight(item, 150, 70, 16))
-        writer.release(rows[index + 1][0].row if index + 1 < len(rows) else 150)
+            writer.add(item, values[window], blend_weight(item, height, width, overlap))
+        writer.release(rows[index + 1][0].row if index + 1 < len(rows) else height)
     writer.finish()
-    assert [(w.row_off, w.height, w.width) for w in out.windows] == [(0, 32, 70), (32, 32, 70), (64, 32, 70),
-                                                                      (96, 32, 70), (128, 22, 70)]  # fmt: skip
+    return writer
+
+
+def test_rows_are_written_once_in_whole_rows_of_blocks_and_match_the_input():
+    values = np.random.default_rng(1).random((1, 150, 70), dtype=np.float32)
+    out = Recorder(150, 70, 32)
+    _write_tiles(out, values, 40, 16)  # rows final 24 at a time: they wait for whole rows of 32 px blocks
+    held = [(0, 32, 70), (32, 32, 70), (64, 32, 70), (96, 32, 70)]
+    last = [(128, 22, 32), (128, 22, 32), (128, 22, 6)]  # the last 22 rows end the raster together: block by block
+    assert [(w.row_off, w.height, w.width) for w in out.windows] == held + last
     assert out.mask_windows == out.windows
     np.testing.assert_allclose(out.data, values, rtol=1e-6)
+
+
+def test_blocks_as_tall_as_the_step_are_written_at_once_without_holding_rows():
+    values = np.random.default_rng(2).random((1, 150, 70), dtype=np.float32)
+    out = Recorder(150, 70, block_for_step(40 - 8))
+    writer = _write_tiles(out, values, 40, 8)  # rows final 32 at a time, the last row of tiles shifted up
+    at_once = [(row, col, 32, width) for row in (0, 32, 64) for col, width in ((0, 32), (32, 32), (64, 6))]
+    held = [(96, 0, 32, 70)]  # the last row of tiles starts at row 110: rows 96-109 wait for the rest of the block
+    last = [(128, 0, 22, 32), (128, 32, 22, 32), (128, 64, 22, 6)]
+    assert [(w.row_off, w.col_off, w.height, w.width) for w in out.windows] == at_once + held + last
+    assert out.mask_windows == out.windows
+    np.testing.assert_allclose(out.data, values, rtol=1e-6)
+    assert block_for_step(192) == 192 and block_for_step(200) == block_for_step(1024) == 256
+    assert writer.buffer_shape == (1, 40, 70)
