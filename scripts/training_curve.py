@@ -3,7 +3,8 @@
     .venv/bin/python scripts/training_curve.py runs/NAME/log.jsonl docs/training/NAME/curve.png
 
 Each panel shows the output and, as flat lines, the baselines the trainer logged beside it (the cloudy input, and
-for local-fill runs the fill the bridge starts from), under the cloud and on clear pixels.
+for local-fill runs the fill the bridge starts from), under the cloud and on clear pixels; for DE and its reference
+network, one panel per held-out RICE2 set.
 """
 
 from __future__ import annotations
@@ -17,13 +18,35 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-PANELS = (("", "held-out places, simulated clouds"), ("real_", "held-out real cloudy / clear pairs"))
-SERIES = (
+# Per panel: its title and its curves (log key, label, line style, colour); a panel shows where its log has a curve.
+Curve = tuple[str, str, str, str]
+S2_CURVES: tuple[Curve, ...] = (
     ("psnr_output_cloud", "output, under the cloud", "-", "C0"),
     ("psnr_cloudy_cloud", "cloudy input, under the cloud", ":", "C0"),
     ("psnr_local_fill_cloud", "local fill, under the cloud", "--", "C0"),
     ("psnr_output_clear", "output, clear pixels", "-", "C1"),
     ("psnr_cloudy_clear", "cloudy input, clear pixels", ":", "C1"),
+)
+
+
+def _prefixed(prefix: str, curves: tuple[Curve, ...]) -> tuple[Curve, ...]:
+    return tuple((prefix + key, label, style, colour) for key, label, style, colour in curves)
+
+
+def _rice(suffix: str) -> tuple[Curve, ...]:
+    """DE's curves on one held-out RICE2 set (whole images): output, reference network alone, cloudy input."""
+    return (
+        (f"psnr_output{suffix}", "output", "-", "C0"),
+        (f"psnr_reference{suffix}", "reference network", "--", "C2"),
+        (f"psnr_cloudy{suffix}", "cloudy input", ":", "C0"),
+    )
+
+
+PANELS: tuple[tuple[str, tuple[Curve, ...]], ...] = (
+    ("held-out places, simulated clouds", S2_CURVES),
+    ("held-out real cloudy / clear pairs", _prefixed("real_", S2_CURVES)),
+    ("held-out RICE2 pairs, 256²", _rice("")),
+    ("held-out RICE2 pairs, 512²", _rice("_512")),
 )
 
 
@@ -35,11 +58,12 @@ def read_log(path: Path) -> list[dict[str, float]]:
 
 def plot(lines: list[dict[str, float]], out: Path, title: str) -> None:
     """Write the PNG: one panel per validation set the log has."""
-    panels = [(prefix, name) for prefix, name in PANELS if any(f"{prefix}psnr_output_cloud" in x for x in lines)]
+    # A RICE panel's keys also appear in S2 logs with suffixes (psnr_output_cloud): match keys exactly.
+    panels = [(name, curves) for name, curves in PANELS if any(curves[0][0] in line for line in lines)]
     figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
-    for axis, (prefix, name) in zip(axes[0], panels):
-        for key, label, style, colour in SERIES:
-            points = [(line["step"], line[prefix + key]) for line in lines if prefix + key in line]
+    for axis, (name, curves) in zip(axes[0], panels):
+        for key, label, style, colour in curves:
+            points = [(line["step"], line[key]) for line in lines if key in line]
             if points:
                 steps, values = zip(*points)
                 axis.plot(steps, values, style, color=colour, label=label, marker="." if style == "-" else None)
