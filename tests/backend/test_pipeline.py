@@ -217,6 +217,14 @@ def test_output_file_layout(rasters, tmp_path, card, kit):
         assert dataset.profile["tiled"] and dataset.tags()["CLOUD_REMOVAL_MODEL"] == "stand-in"
 
 
+def test_output_blocks_follow_the_tiles_step_where_they_can(rasters, tmp_path, card, kit):
+    job = make_job(rasters, tmp_path, overlap=16, tile_size=48)  # steps of 32 px: a row of blocks per row of tiles
+    run_removal(job, kit.identity, card)
+    with rasterio.open(job.output) as dataset, rasterio.open(job.optical_paths[0]) as source:
+        assert dataset.block_shapes[0] == (32, 32)
+        np.testing.assert_array_equal(dataset.read(), source.read())
+
+
 @pytest.mark.parametrize("flavour", ["nodata_value", "mask", "nan"])
 def test_all_nodata_input_is_refused_and_writes_nothing(flavour, tmp_path, kit):
     dn = np.zeros((13, 40, 50), np.uint16)
