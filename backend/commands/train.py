@@ -269,17 +269,14 @@ def _rice(args: argparse.Namespace, log: Any) -> tuple[Any, Any]:
 
 def _exported(run_dir: Path) -> tuple[dict[str, Any], dict[str, float], float, int]:
     """A run's weights to write: the best validated EMA where the run kept one, else its last checkpoint's."""
-    import torch
-
-    from models.training.loop_utils import read_export
+    from models.training.loop_utils import read_best, read_export
     from models.training.train_de import BEST_FILE
 
     saved = read_export(run_dir / "checkpoint.pt", run_dir / "log.jsonl")
     if not (run_dir / BEST_FILE).exists():
         return saved.ema, saved.metrics, saved.seconds, saved.step
-    best = torch.load(run_dir / BEST_FILE, weights_only=True)
-    metrics = {**json.loads(best["metrics"]), "step": int(best["step"])}
-    return best["ema"], metrics, saved.seconds, saved.step
+    best_step, weights, metrics = read_best(run_dir / BEST_FILE)
+    return weights, {**metrics, "step": best_step}, saved.seconds, saved.step
 
 
 def _de_reference(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: Any) -> int:

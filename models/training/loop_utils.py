@@ -222,9 +222,15 @@ def score_of(metrics: dict[str, float]) -> float:
     return float(metrics.get("score", metrics["psnr_output"]))
 
 
+def read_best(path: Path) -> tuple[int, dict[str, Tensor], dict[str, float]]:
+    """A run's best EMA as :func:`keep_if_best` saved it: its step, weights and metrics."""
+    best = torch.load(path, weights_only=True)
+    return int(best["step"]), best["ema"], json.loads(best["metrics"])
+
+
 def keep_if_best(path: Path, step: int, ema: nn.Module, metrics: dict[str, float]) -> None:
     """Save ``ema`` to ``path`` (atomically) when its score beats the one saved there, or nothing is saved yet."""
-    if path.exists() and score_of(json.loads(torch.load(path, weights_only=True)["metrics"])) >= score_of(metrics):
+    if path.exists() and score_of(read_best(path)[2]) >= score_of(metrics):
         return
     torch.save({"step": step, "ema": ema.state_dict(), "metrics": json.dumps(metrics)}, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
@@ -232,9 +238,9 @@ def keep_if_best(path: Path, step: int, ema: nn.Module, metrics: dict[str, float
 
 def load_best(path: Path, ema: nn.Module) -> tuple[int, dict[str, float]]:
     """Load the best EMA of a run into ``ema``; its step and metrics."""
-    best = torch.load(path, weights_only=True)
-    ema.load_state_dict(best["ema"])
-    return int(best["step"]), json.loads(best["metrics"])
+    step, weights, metrics = read_best(path)
+    ema.load_state_dict(weights)
+    return step, metrics
 
 
 def clone_state(network: nn.Module) -> dict[str, Tensor]:
