@@ -3,9 +3,9 @@
 The folder layout is ``models.datasets.paired``'s. Each image is scored (PSNR, SSIM, MAE, SAM over all bands,
 reflectance 0-1) over three regions of its cloud mask: every pixel, the cloudy ones (did the method remove the
 cloud?) and the clear ones (did it leave clear ground alone?). The mask is the folder's own (``mask/``) where it has
-one, else s2cloudless on the cloudy input (Sentinel-2), else the brightness rule (RGB). Beside the method: the cloudy
-input, the naive fill and, with further dates (``date2/``, ...), the least cloudy date and the masked median over
-the dates (``models.baselines``). Means are given overall and by cloud cover (20 % bins).
+one, else s2cloudless on the cloudy input (Sentinel-2), else the learnt RGB cloud detector (RGB). Beside the
+method: the cloudy input, the naive fill and, with further dates (``date2/``, ...), the least cloudy date and the
+masked median over the dates (``models.baselines``). Means are given overall and by cloud cover (20 % bins).
 
 ``evaluate_folder`` takes any ``predict(cloudy, sar[, extra]) -> reflectance`` function, which keeps it testable
 without a model; ``backend.commands.eval`` builds the one that runs the backend's pipeline.
@@ -44,7 +44,8 @@ from models.baselines import (
     masked_median,
     naive_fill,
 )
-from models.cloudmask import brightness_cloud_mask, cloud_fraction, cloud_mask
+from models.card import RGB_BANDS
+from models.cloudmask import RGB_CLOUD_LABEL, cloud_fraction, cloud_mask, image_clouds
 from models.datasets.paired import PairedItem, find_paired
 from models.datasets.rasters import is_eight_bit_image, read_reflectance
 from models.metrics import METRIC_NAMES, REGIONS, region_metrics
@@ -55,7 +56,6 @@ Predict = Callable[..., np.ndarray]
 COVER_BINS = tuple((low, low + 20) for low in range(0, 100, 20))
 S2CLOUDLESS_LABEL = "s2cloudless (threshold 0.4, averaged over 4 px, dilated by 2 px)"
 S2CLOUDLESS_L2A_LABEL = "s2cloudless on L2A (B10 filled with a constant; less reliable)"
-BRIGHTNESS_LABEL = "brightness heuristic (bright, grey pixels; s2cloudless needs Sentinel-2 bands)"
 FOLDER_MASK_LABEL = "the folder's own cloud mask (mask/)"
 DEFAULT_GRID_ROWS = 8
 
@@ -69,7 +69,7 @@ def measure_clouds(cloudy: np.ndarray) -> tuple[np.ndarray, str]:
 
     Args:
         cloudy: (C, H, W) reflectance 0-1. 13 bands (L1C) or 12 (L2A) use s2cloudless; anything else uses the
-            brightness heuristic on its first three bands, taken as R, G, B.
+            learnt RGB cloud detector on its first three bands, taken as R, G, B (as ``run`` does).
 
     Returns:
         (H, W) bool mask, True where cloudy, and a label for the report.
@@ -80,7 +80,7 @@ def measure_clouds(cloudy: np.ndarray) -> tuple[np.ndarray, str]:
         return cloud_mask(cloudy), S2CLOUDLESS_L2A_LABEL
     if cloudy.shape[0] < 3:
         raise EvaluationError(f"the cloudy images have {cloudy.shape[0]} bands; evaluation needs at least R, G, B")
-    return brightness_cloud_mask(np.nan_to_num(cloudy[:3])), BRIGHTNESS_LABEL
+    return image_clouds(cloudy[:3], RGB_BANDS)[1], RGB_CLOUD_LABEL
 
 
 def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:

@@ -35,7 +35,7 @@ class ImageScores:
     Attributes:
         name: the file name.
         cloud_fraction: share of cloudy pixels in the cloudy input, 0-1.
-        cloud_mask: how clouds were found (``s2cloudless`` or the brightness heuristic).
+        cloud_mask: how clouds were found (``s2cloudless`` or the learnt RGB detector).
         scores: column -> metric -> value, over every pixel.
         regions: region (``all``, ``cloud``, ``clear``) -> column -> metric -> value; empty when not measured.
     """

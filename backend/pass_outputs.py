@@ -65,7 +65,7 @@ class PassOutputs:
 
     Attributes:
         keep_clear: fill only the clouds; clear pixels keep their input values.
-        cloud_bands: the model's optical bands (s2cloudless needs Sentinel-2's; RGB uses the brightness rule).
+        cloud_bands: the model's optical bands (s2cloudless needs Sentinel-2's; RGB the learnt RGB detector).
         threshold: cloud probability above which a pixel is cloud.
         mask_path: where to write the cloud mask (uint8: 1 cloud, 0 clear, 255 no data), or None.
         change_path: where to write the change band (float32, mean absolute reflectance change), or None.
@@ -141,13 +141,13 @@ def pass_outputs(job: Job, card: ModelCard, known: KnownClouds | None = None) ->
     if outputs.mask_path is not None and not can_find_clouds(card.optical_bands):
         raise BadInputError(
             f"Cannot write a cloud mask: {card.name}'s bands are neither Sentinel-2's (s2cloudless) nor RGB "
-            "(brightness rule); run without the cloud mask output"
+            "(the RGB cloud detector); run without the cloud mask output"
         )
     return outputs
 
 
 def can_find_clouds(bands: Sequence[str]) -> bool:
-    """Whether clouds can be found in images of these bands: s2cloudless for Sentinel-2, brightness for RGB."""
+    """Whether clouds can be found in images of these bands: s2cloudless for Sentinel-2, the learnt detector for RGB."""
     return supports_s2cloudless(bands) or tuple(bands[:3]) == RGB_BANDS
 
 

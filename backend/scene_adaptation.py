@@ -1,7 +1,7 @@
 """Scene adaptation (``--adapt N``): read the user's scene, fine-tune the model on it, then run as usual.
 
 DB-CR, DiffCR and DE all adapt, each with its own training objective; DE's reference network stays frozen, as in
-DE's training. RGB scenes (DE's 8-bit imagery) have no s2cloudless: the brightness rule finds their clouds.
+DE's training. RGB scenes (DE's 8-bit imagery) have no s2cloudless: the learnt RGB detector finds their clouds.
 
 Only a bounded window of the scene is read (:data:`MAX_SCENE_SIDE`, centred), so adaptation costs the same on a
 whole Sentinel-2 tile as on a small clip. Scenes with less than 10 % clear ground are refused. The adapted network
@@ -67,7 +67,7 @@ def read_scene(job: Job, card: ModelCard) -> tuple[Scene, Window]:
 
 
 def scene_clouds(optical: np.ndarray, card: ModelCard, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Cloud probability and mask: s2cloudless where the bands allow, else the brightness rule for RGB.
+    """Cloud probability and mask: s2cloudless where the bands allow, else the learnt RGB detector.
 
     Raises:
         BadInputError: the model's bands allow neither.

@@ -1,4 +1,4 @@
-"""The whole scene's coarse local fill, read once before the tiles, for DB-CR models with a local-fill start.
+"""The whole scene's coarse local fill, read once before the tiles, for DB-CR and DE models with a local-fill start.
 
 A tile sees only its own 256 pixels: a cloud larger than that would get a different fill in each tile it covers,
 and a tile wholly under cloud none at all, so the result shows the tiles. The scene is therefore read once,

@@ -69,8 +69,8 @@ def load_restorer(
             ``onnxruntime`` runtime takes them on the CPU, see :func:`tensor_device`).
         adapt: applied to the network (on the CPU, in torch) before it is placed: scene adaptation.
         callback: called by the sampler after every network evaluation; raising there stops the run.
-        scene_fill: read the job's scene for a local-fill DB-CR's coarse fill (``backend.scene_fill``); False for
-            a restorer of tiles that belong to no raster (the network-only benchmark).
+        scene_fill: read the job's scene for a local-fill DB-CR's or DE's coarse fill (``backend.scene_fill``);
+            False for a restorer of tiles that belong to no raster (the network-only benchmark).
 
     Raises:
         ModelError: the model cannot be found, read or exported, or belongs to another algorithm.
@@ -115,8 +115,8 @@ def load_restorer(
 
 
 def scene_background(job: Job, card: ModelCard) -> SceneFill | None:
-    """The scene's coarse fill for a DB-CR model with a local-fill start (``backend.scene_fill``), else None."""
-    if card.algorithm != "dbcr" or card.bridge_start != "local_fill":
+    """The scene's coarse fill for a DB-CR or DE model with a local-fill start (``backend.scene_fill``), else None."""
+    if card.algorithm not in ("dbcr", "de") or card.bridge_start != "local_fill":
         return None
     from backend.scene_fill import read_scene_fill
 

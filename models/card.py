@@ -37,7 +37,7 @@ S1_DB_RANGES = {"VV": (-25.0, 0.0), "VH": (-32.5, 0.0)}
 # training (models.training.batches), so inference says "no radar" the way training did.
 SAR_MISSING = 0.0
 
-# Where a DB-CR bridge starts: the cloudy image, or that image with its clouds filled from their clear
+# What DB-CR's bridge and DE start from: the cloudy image, or that image with its clouds filled from their clear
 # surroundings (models/cloud_fill.py).
 BRIDGE_STARTS = ("cloudy", "local_fill")
 # What a DiffCR network's x0 prediction is added to: nothing (the paper), or the first date's clouds filled from the
@@ -65,7 +65,9 @@ class ModelCard:
             cards wrote it, is read into that type, with the method's defaults for absent keys. None for a
             network without a sampler (DE's reference network).
         reference_model: DE only: the name or path of its reference network.
-        bridge_start: DB-CR only: one of :data:`BRIDGE_STARTS`; older cards start at the cloudy image.
+        bridge_start: DB-CR and DE: one of :data:`BRIDGE_STARTS`, what the method starts from: the cloudy image,
+            or the cloudy image with its clouds filled from the clear ground around them (``local_fill``); older
+            cards start at the cloudy image.
         x0_prior: DiffCR only: one of :data:`X0_PRIORS`; older cards have none.
         training: what data and recipe produced the weights.
         metrics: measured results, each with the data it was measured on.

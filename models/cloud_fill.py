@@ -40,7 +40,7 @@ def tile_cloud_mask(
 
     Sentinel-2 tiles go through s2cloudless together, in one ``classify_blocks`` call over all their block features
     (the backend passes one that skips blocks a neighbouring tile already classified); RGB imagery takes the
-    brightness rule, tile by tile.
+    learnt RGB detector, tile by tile.
     """
     images = optical[:, : len(bands)].detach().cpu().numpy()
     if supports_s2cloudless(bands):

@@ -8,8 +8,8 @@ the classifier a constant ``B10_FILL`` (a typical clear-sky cirrus reflectance) 
 therefore less reliable: thin cirrus goes unseen, and the classifier was trained on top-of-atmosphere, not surface,
 reflectance.
 
-Images without those bands (8-bit RGB PNGs, RGB+NIR tiles) cannot use s2cloudless; ``brightness_cloud_mask`` is a
-crude bright-and-white rule for them, to be reported as such and never as a cloud detector.
+Images without those bands (8-bit RGB PNGs, RGB+NIR tiles) cannot use s2cloudless; their clouds come from a small
+network learnt from RICE2's RGB pairs (``models.rgb_cloud_mask``), on their first three bands.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ B10_FILL = MISSING_BAND_FILL["B10"]
 DEFAULT_THRESHOLD = 0.4
 DEFAULT_AVERAGE_OVER = 4
 DEFAULT_DILATION = 2
-# Brightness fallback: a cloud pixel is bright (mean of RGB) and white (small spread between R, G and B).
-BRIGHTNESS_THRESHOLD = 0.5
-WHITENESS_SPREAD = 0.2
+# The clouds of RGB imagery: a network learnt from RICE2's pairs (models.rgb_cloud_mask), shipped in models/weights.
+RGB_CLOUD_MODEL = "rgb-cloud-lite"
+RGB_CLOUD_LABEL = f"learnt RGB cloud and haze detector ({RGB_CLOUD_MODEL}, trained on RICE2 pairs)"
 
 
 def default_bands(band_count: int) -> tuple[str, ...]:
@@ -197,8 +197,8 @@ def image_clouds(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cloud probability and mask of one image, whatever its bands.
 
-    s2cloudless where the bands allow it; otherwise the brightness rule on the first three bands, taken as R, G, B
-    (its threshold is ``threshold`` but never below :data:`BRIGHTNESS_THRESHOLD`, under which bare ground passes).
+    s2cloudless where the bands allow it; otherwise the learnt RGB detector (``models.rgb_cloud_mask``) on the
+    first three bands, taken as R, G, B, its probability thresholded at ``threshold``.
 
     Args:
         image: (C, H, W) reflectance 0-1.
@@ -211,43 +211,11 @@ def image_clouds(
     if supports_s2cloudless(bands):
         probability = cloud_probability(image, bands)
         return probability, mask_from_probability(probability, threshold)
-    rgb = np.nan_to_num(image[:3])
-    brightness = max(threshold, BRIGHTNESS_THRESHOLD)
-    return brightness_cloud_probability(rgb), brightness_cloud_mask(rgb, threshold=brightness)
+    # Imported here: the detector is a torch network, and s2cloudless users need no torch for their masks.
+    from models.rgb_cloud_mask import rgb_cloud_probability
 
-
-def brightness_cloud_mask(
-    rgb: np.ndarray, threshold: float = BRIGHTNESS_THRESHOLD, spread: float = WHITENESS_SPREAD
-) -> np.ndarray:
-    """Crude cloud mask for images s2cloudless cannot read: bright, nearly grey pixels.
-
-    Snow, sand and bright roofs pass as cloud and thin haze does not; report it as a brightness heuristic.
-
-    Args:
-        rgb: (3, H, W) red, green, blue scaled 0-1 (8-bit value / 255).
-        threshold: the mean of R, G and B above which a pixel may be cloud.
-        spread: the largest max-minus-min over R, G and B that still counts as white.
-
-    Returns:
-        (H, W) bool mask, True where bright and white.
-    """
-    if rgb.shape[0] != 3:
-        raise ValueError(f"the brightness mask needs 3 bands (R, G, B); got {rgb.shape[0]}")
-    bright = rgb.mean(axis=0) > threshold
-    white = (rgb.max(axis=0) - rgb.min(axis=0)) < spread
-    return np.asarray(bright & white)
-
-
-def brightness_cloud_probability(rgb: np.ndarray) -> np.ndarray:
-    """A soft version of :func:`brightness_cloud_mask` (0-1, 0.5 at its threshold): cloud shapes for adaptation.
-
-    Args:
-        rgb: (3, H, W) red, green, blue scaled 0-1.
-    """
-    brightness = rgb.mean(axis=0)
-    white = (rgb.max(axis=0) - rgb.min(axis=0)) < WHITENESS_SPREAD
-    soft = np.clip((brightness - BRIGHTNESS_THRESHOLD) / 0.3 + 0.5, 0.0, 1.0)
-    return np.asarray(soft * white, dtype=np.float32)
+    probability = rgb_cloud_probability(image[:3])
+    return probability, probability > threshold
 
 
 def cloud_fraction(mask: np.ndarray) -> float:

@@ -1,7 +1,7 @@
 """Keep clear pixels as they are: the model's output only under clouds, feathered at the mask's edge.
 
 A wrapper around any restorer (``restore(optical, sar, origins) -> optical``), so neither the networks nor the
-tiling know about it. The cloud mask is s2cloudless for Sentinel-2 bands and a brightness test for RGB imagery.
+tiling know about it. The cloud mask is s2cloudless for Sentinel-2 bands and the learnt RGB detector for RGB imagery.
 
 The model's output is first matched to the tile's clear pixels: per band, the mean difference between input and
 output over the clear pixels is added to the output. A model trained elsewhere may render a scene's overall

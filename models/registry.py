@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from models.card import ModelCard, read_card, read_weights
-from models.networks import dbcr, de, de_reference, diffcr
+from models.networks import dbcr, de, de_reference, diffcr, rgb_cloud
 from models.step_inputs import STEP_INPUTS
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -25,6 +25,7 @@ BUILDERS: dict[str, NetworkBuilder] = {
     "diffcr": diffcr.build,
     "de": de.build,
     "de-reference": de_reference.build,
+    "rgb-cloud": rgb_cloud.build,
 }
 # bare configs, for counting and for training from scratch: name -> (algorithm, config)
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -36,6 +37,7 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "diffcr-lite": ("diffcr", dataclasses.asdict(diffcr.LITE)),
     "de-lite": ("de", dataclasses.asdict(de.LITE)),
     "de-reference-lite": ("de-reference", dataclasses.asdict(de_reference.LITE)),
+    "rgb-cloud-lite": ("rgb-cloud", rgb_cloud.LITE.to_dict()),
 }
 # the model each algorithm uses when the user names none
 DEFAULT_MODELS = {"dbcr": "dbcr-lite", "diffcr": "diffcr-lite", "de": "de-lite"}

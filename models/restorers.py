@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from models.card import ModelCard, card_schedule
-from models.cloud_fill import SceneFill, filled_start, tile_cloud_mask
+from models.cloud_fill import SceneFill, filled_start, local_fill, tile_cloud_mask
 from models.cloudmask import DEFAULT_THRESHOLD
 from models.denoisers import dbcr_denoiser, de_denoiser, diffcr_denoiser
 from models.networks.diffcr import DiffCRConfig
@@ -80,13 +80,28 @@ def dbcr_restorer(
         with torch.inference_mode():
             y = optical.clamp(0.0, MAX_REFLECTANCE)
             if card.bridge_start == "local_fill":
-                clouds = mask if mask is not None else tile_cloud_mask(y, card.optical_bands, cloud_threshold)
-                size = (y.shape[-2], y.shape[-1])
-                background = scene.tiles(origins, size).to(y) if scene is not None else None
+                clouds, background = fill_inputs(y, card, origins, mask, scene, cloud_threshold)
                 y, sar = filled_start(y, sar, clouds, background)
             return sample_bridge(denoise, y, steps, sar, callback)
 
     return restore
+
+
+def fill_inputs(
+    optical: Tensor,
+    card: ModelCard,
+    origins: list[tuple[int, int]],
+    mask: Tensor | None,
+    scene: SceneFill | None,
+    cloud_threshold: float,
+) -> tuple[Tensor, Tensor | None]:
+    """What a local-fill start fills from: the tiles' clouds and the scene's coarse fill under the tiles.
+
+    The clouds are the caller's ``mask``, else found at ``cloud_threshold``; the scene's fill is None without a scene.
+    """
+    clouds = mask if mask is not None else tile_cloud_mask(optical, card.optical_bands, cloud_threshold)
+    size = (optical.shape[-2], optical.shape[-1])
+    return clouds, scene.tiles(origins, size).to(optical) if scene is not None else None
 
 
 def _per_date(images: Tensor, per_date: int, dates: int, what: str) -> Tensor:
@@ -213,8 +228,15 @@ def de_restorer(
     seed: int = 0,
     reference: Network | None = None,
     callback: StepCallback | None = None,
+    scene: SceneFill | None = None,
+    cloud_threshold: float = DEFAULT_THRESHOLD,
 ) -> Restorer:
     """DE: DDIM from position noise, fusing the reference network's output at every step.
+
+    With ``card.bridge_start == "local_fill"`` DE restores the cloudy image with its clouds first filled from the
+    clear ground around them (:func:`models.cloud_fill.local_fill`): the reference network and the noise predictor
+    both see the filled image. Under thick cloud neither network can see the ground, and the fill gives them the
+    colours of the clear ground around it to start from.
 
     Args:
         network: the DE noise predictor with its WA net.
@@ -224,6 +246,8 @@ def de_restorer(
         reference: the frozen reference network; by default the model named in ``card.reference_model`` is
             loaded through the registry.
         callback: ``callback(done, total)`` after each evaluation of the DE network.
+        scene: with a local-fill start, the whole scene's coarse fill, for clouds larger than a tile.
+        cloud_threshold: with a local-fill start and no ``mask`` from the caller, where the clouds are found.
 
     Raises:
         ValueError: if no reference network is given or named.
@@ -243,8 +267,11 @@ def de_restorer(
     def restore(
         optical: Tensor, sar: Tensor | None, origins: list[tuple[int, int]], mask: Tensor | None = None
     ) -> Tensor:
-        del sar, mask  # DE is optical only and restores every pixel
+        del sar  # DE is optical only
         with torch.inference_mode():
+            if card.bridge_start == "local_fill":
+                clouds, background = fill_inputs(optical, card, origins, mask, scene, cloud_threshold)
+                optical = local_fill(optical, clouds, background=background)
             prior = ref_net(optical.clamp(0, 1)) * 2 - 1
             x = batch_position_noise(seed, origins, tuple(optical.shape[1:]), optical.device).to(optical.dtype)
             x0 = sample_ddim(denoise, x, steps, (optical * 2 - 1, prior), callback)
@@ -272,9 +299,10 @@ def make_restorer(
         seed: seeds the diffusion methods' starting noise (DB-CR's bridge is deterministic and has none).
         reference: DE only: its reference network, already loaded (else the DE restorer loads the card's).
         callback: ``callback(done, total)`` after every network evaluation of every batch; raise to cancel.
-        scene: DB-CR with a local-fill start only: the whole scene's coarse fill (tiles' origins index into it).
-        cloud_threshold: where a method finds clouds itself (a local-fill DB-CR without the caller's mask, a
-            temporal-fill DiffCR's later dates), the s2cloudless probability above which a pixel is cloud.
+        scene: DB-CR and DE with a local-fill start only: the whole scene's coarse fill (tiles' origins index into
+            it).
+        cloud_threshold: where a method finds clouds itself (a local-fill DB-CR or DE without the caller's mask, a
+            temporal-fill DiffCR's later dates), the cloud probability above which a pixel is cloud.
 
     Raises:
         ValueError: for an algorithm without a sampler, a reference network given to another method, or a
@@ -287,5 +315,5 @@ def make_restorer(
     if card.algorithm == "diffcr":
         return diffcr_restorer(network, card, nfe, seed, callback, cloud_threshold)
     if card.algorithm == "de":
-        return de_restorer(network, card, nfe, seed, reference, callback)
+        return de_restorer(network, card, nfe, seed, reference, callback, scene, cloud_threshold)
     raise ValueError(f"no sampler for algorithm {card.algorithm!r}")

@@ -46,9 +46,14 @@ def _de_reference_step(config: Mapping[str, Any], batch: int, tile: int) -> Step
     return (torch.rand(batch, config["bands"], tile, tile),), ["cloudy"], ["restored"]
 
 
+def _rgb_cloud_step(config: Mapping[str, Any], batch: int, tile: int) -> StepExample:
+    return (torch.rand(batch, 3, tile, tile),), ["rgb"], ["cloud_logits"]
+
+
 STEP_INPUTS: dict[str, Callable[[Mapping[str, Any], int, int], StepExample]] = {
     "dbcr": _dbcr_step,
     "diffcr": _diffcr_step,
     "de": _de_step,
     "de-reference": _de_reference_step,
+    "rgb-cloud": _rgb_cloud_step,
 }

@@ -20,9 +20,10 @@ MODEL = (
 
 KEEP_CLEAR_PIXELS = (
     "<li><b>Keep clear pixels</b> (advanced, on by default): the input is kept bit for bit where the cloud mask "
-    "finds no cloud (s2cloudless probability below the <b>cloud threshold</b>, 0.4 by default; a brightness rule for "
-    "RGB images) and the model's output is used only under clouds, feathered at the mask's edge. On a clear scene "
-    "the output equals the input. The cloud fraction is reported in the log and as the <i>CLOUD_FRACTION</i> output. "
+    "finds no cloud (s2cloudless probability below the <b>cloud threshold</b>, 0.4 by default; for RGB images, the "
+    "probability of a small detector learnt from RICE2's cloudy and clear pairs) and the model's output is used only "
+    "under clouds, feathered at the mask's edge. On a clear scene the output equals the input. The cloud fraction "
+    "is reported in the log and as the <i>CLOUD_FRACTION</i> output. "
     "Turn it off to let the model rewrite every pixel.</li>"
 )
 

@@ -1,10 +1,11 @@
-"""Plot a training run's validation (its ``log.jsonl``) as PSNR against step, one panel per validation set.
+"""Plot a training run's validation (its ``log.jsonl``) against step, one panel per validation set.
 
     .venv/bin/python scripts/training_curve.py runs/NAME/log.jsonl docs/training/NAME/curve.png
 
 Each panel shows the output and, as flat lines, the baselines the trainer logged beside it (the cloudy input, and
 for local-fill runs the fill the bridge starts from), under the cloud and on clear pixels; for DE and its reference
-network, one panel per held-out RICE2 set.
+network, one panel per held-out RICE2 set; for the RGB cloud detector, its IoU with the held-out labels and the
+share of the clear images' pixels it flags.
 """
 
 from __future__ import annotations
@@ -42,11 +43,20 @@ def _rice(suffix: str) -> tuple[Curve, ...]:
     )
 
 
-PANELS: tuple[tuple[str, tuple[Curve, ...]], ...] = (
-    ("held-out places, simulated clouds", S2_CURVES),
-    ("held-out real cloudy / clear pairs", _prefixed("real_", S2_CURVES)),
-    ("held-out RICE2 pairs, 256²", _rice("")),
-    ("held-out RICE2 pairs, 512²", _rice("_512")),
+PSNR = "PSNR (dB)"
+DETECTOR_CURVES: tuple[Curve, ...] = (
+    ("iou_rice2", "IoU with the labels, 256²", "-", "C0"),
+    ("iou_rice2-512", "IoU with the labels, 512²", "-", "C1"),
+    ("clear_flagged_rice2", "clear images' pixels flagged, 256²", ":", "C0"),
+    ("clear_flagged_rice2-512", "clear images' pixels flagged, 512²", ":", "C1"),
+)
+# title, y-axis label, curves
+PANELS: tuple[tuple[str, str, tuple[Curve, ...]], ...] = (
+    ("held-out places, simulated clouds", PSNR, S2_CURVES),
+    ("held-out real cloudy / clear pairs", PSNR, _prefixed("real_", S2_CURVES)),
+    ("held-out RICE2 pairs, 256²", PSNR, _rice("")),
+    ("held-out RICE2 pairs, 512²", PSNR, _rice("_512")),
+    ("cloud detector on the held-out RICE2 pairs", "IoU / share of pixels", DETECTOR_CURVES),
 )
 
 
@@ -59,9 +69,9 @@ def read_log(path: Path) -> list[dict[str, float]]:
 def plot(lines: list[dict[str, float]], out: Path, title: str) -> None:
     """Write the PNG: one panel per validation set the log has."""
     # A RICE panel's keys also appear in S2 logs with suffixes (psnr_output_cloud): match keys exactly.
-    panels = [(name, curves) for name, curves in PANELS if any(curves[0][0] in line for line in lines)]
+    panels = [panel for panel in PANELS if any(panel[2][0][0] in line for line in lines)]
     figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
-    for axis, (name, curves) in zip(axes[0], panels):
+    for axis, (name, ylabel, curves) in zip(axes[0], panels):
         for key, label, style, colour in curves:
             points = [(line["step"], line[key]) for line in lines if key in line]
             if points:
@@ -69,7 +79,7 @@ def plot(lines: list[dict[str, float]], out: Path, title: str) -> None:
                 axis.plot(steps, values, style, color=colour, label=label, marker="." if style == "-" else None)
         axis.set_title(name)
         axis.set_xlabel("step")
-        axis.set_ylabel("PSNR (dB)")
+        axis.set_ylabel(ylabel)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
     figure.suptitle(title)

@@ -1,8 +1,10 @@
-"""``python -m backend train {dbcr,diffcr,de,de-reference} ...``: train a method's config on the shared data.
+"""``python -m backend train {dbcr,diffcr,de,de-reference,rgb-cloud} ...``: train a method's config on the shared data.
 
 DB-CR and DiffCR learn from real clear Sentinel-2 chips with simulated clouds (validation on held-out places);
 DE and its reference network learn from RICE2 pairs (validation on every 10th pair). Train ``de-reference`` before
 ``de``: a DE model names the reference network it was trained with, and the restorer loads it by that name.
+``rgb-cloud`` is the cloud and haze detector of RGB imagery (keep-clear's mask where s2cloudless cannot run), also
+learnt from the RICE2 pairs.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 # Places never seen in training: validation is held out by place, not by random pixels.
 HELD_OUT_PLACES = ("87_48", "ROIs1970_21", "Pasture_300")
-ALGORITHMS = ("dbcr", "diffcr", "de", "de-reference")
+ALGORITHMS = ("dbcr", "diffcr", "de", "de-reference", "rgb-cloud")
 # models.card.BRIDGE_STARTS, spelled here so that parsing the command line imports no torch (a test checks both).
 BRIDGE_STARTS = ("cloudy", "local_fill")
 # Flags whose default is the method's own recipe (its settings dataclass), so each method keeps its defaults.
@@ -55,8 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sar-dropout", type=float, default=None, help="dbcr only: share of crops without radar")
     parser.add_argument(
         "--bridge-start", choices=BRIDGE_STARTS, default=None,
-        help="dbcr only: start the bridge at the cloudy image (default) or at it with its clouds filled from the "
-        "clear ground around them (local_fill); local_fill trains and validates on the clouds alone",
+        help="dbcr: start the bridge at the cloudy image (default) or at it with its clouds filled from the "
+        "clear ground around them (local_fill), which trains and validates on the clouds alone; de: what it restores "
+        "at inference and in validation (default local_fill)",
     )  # fmt: skip
     parser.add_argument(
         "--tile-normalise", action="store_true",
@@ -106,7 +109,7 @@ def main(args: argparse.Namespace) -> int:
     out = args.out or Path("models") / "weights" / f"{name}.safetensors"
     run_dir = args.run_dir or Path("runs") / name
     log = jsonl_log(run_dir / "log.jsonl")
-    trainers = {"dbcr": _dbcr, "diffcr": _diffcr, "de": _de, "de-reference": _de_reference}
+    trainers = {"dbcr": _dbcr, "diffcr": _diffcr, "de": _de, "de-reference": _de_reference, "rgb-cloud": _rgb_cloud}
     try:
         code = trainers[args.algorithm](args, name, out, run_dir, log)
     except FileNotFoundError as error:
@@ -328,5 +331,32 @@ def _de(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: Any)
             config, settings, reference, reference_name, train, validation, run_dir, log, _initial_weights(args, config)
         )
     card = de_card(name, config, settings, reference_name, len(train), metrics, seconds)
+    save_model(out, network, _noted(card, args))
+    return 0
+
+
+def _rgb_cloud(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: Any) -> int:
+    from torch import nn
+
+    from models.networks import rgb_cloud
+    from models.training.loop_utils import save_model
+    from models.training.train_rgb_cloud import RgbCloudSettings, rgb_cloud_card, train_rgb_cloud
+
+    if args.config != "lite":
+        print("rgb-cloud has one config, lite", file=sys.stderr)
+        return 2
+    settings = recipe(RgbCloudSettings(), args)
+    train, validation = _rice(args, log)
+    network: nn.Module
+    if args.export_only:
+        weights, metrics, seconds, steps = _exported(run_dir)
+        network = rgb_cloud.RgbCloudNet(rgb_cloud.LITE)
+        network.load_state_dict(weights)
+        settings = dataclasses.replace(settings, steps=steps)
+    else:
+        network, metrics, seconds = train_rgb_cloud(
+            rgb_cloud.LITE, settings, train, validation, run_dir, log, _initial_weights(args, rgb_cloud.LITE)
+        )
+    card = rgb_cloud_card(name, rgb_cloud.LITE, settings, len(train), metrics, seconds)
     save_model(out, network, _noted(card, args))
     return 0

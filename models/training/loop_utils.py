@@ -219,7 +219,7 @@ def run_loop(
 
 def score_of(metrics: dict[str, float]) -> float:
     """What a best checkpoint is chosen by: ``score`` where the evaluation gives one, else ``psnr_output``."""
-    return float(metrics.get("score", metrics["psnr_output"]))
+    return float(metrics["score"] if "score" in metrics else metrics["psnr_output"])
 
 
 def read_best(path: Path) -> tuple[int, dict[str, Tensor], dict[str, float]]:

@@ -1,12 +1,12 @@
 """Learn from the user's own scene: fine-tune a DB-CR, DiffCR or DE network on the scene before running it.
 
-s2cloudless (or, for RGB images, a brightness rule) splits the scene into clear and cloudy pixels. Training crops
-may hold real clouds (:data:`MIN_CLEAR_IN_CROP`): their real-cloud pixels, which have no known ground, are filled
-from the clear ground around them (:func:`models.cloud_fill.local_fill`) in the target and the input alike. Clouds
-are then pasted over the crops with shapes taken from the scene's own cloud-probability map (elsewhere in the scene)
-and spectra from its own cloudy pixels, so the network practises on exactly this scene's surfaces, sensor state and
-cloud type; the scene's S1 comes along. Each method fine-tunes with its own training objective (the trainers' step
-functions), so the adapted network is still the network its sampler expects.
+s2cloudless (or, for RGB images, the learnt RGB detector) splits the scene into clear and cloudy pixels. Training
+crops may hold real clouds (:data:`MIN_CLEAR_IN_CROP`): their real-cloud pixels, which have no known ground, are
+filled from the clear ground around them (:func:`models.cloud_fill.local_fill`) in the target and the input alike.
+Clouds are then pasted over the crops with shapes taken from the scene's own cloud-probability map (elsewhere in the
+scene) and spectra from its own cloudy pixels, so the network practises on exactly this scene's surfaces, sensor
+state and cloud type; the scene's S1 comes along. Each method fine-tunes with its own training objective (the
+trainers' step functions), so the adapted network is still the network its sampler expects.
 
 Some of the scene's clear ground is held back from the fit (:func:`split_origins`). After the fine-tuning, the
 original and the tuned network restore the same held-back crops under the same simulated clouds through their

@@ -70,6 +70,9 @@ class DESettings:
     w_min: float = W_MIN
     val_nfe: int = 10
     val_crop: int = 128  # central squares of the held-out images: a 10-step DDIM on whole ones costs minutes
+    # What DE restores at inference (and in validation): the cloudy image with its clouds filled from the clear
+    # ground around them (models.restorers.de_restorer); training pairs stay as they are.
+    bridge_start: str = "local_fill"
 
 
 def _training(settings: ReferenceSettings | DESettings, pairs: int, seconds: float, **more: Any) -> dict[str, Any]:
@@ -128,6 +131,7 @@ def de_card(
         default_nfe=settings.val_nfe,
         schedule=DESchedule(settings.schedule, settings.timesteps, settings.w_min),
         reference_model=reference,
+        bridge_start=settings.bridge_start,
         training=_training(
             settings,
             pairs,

@@ -60,6 +60,7 @@ def test_the_shipped_cards_load_as_before(path):
         "diffcr-lite": DiffCRSchedule("sigmoid", 1000, "gamma", Thresholding(0.995, 1.0)),
         "de-lite": DESchedule("adm-linear", 1000, 0.3),
         "de-reference-lite": None,
+        "rgb-cloud-lite": None,
     }
     assert card.schedule == expected[card.name]
     assert card.reference_model == ("de-reference-lite" if card.name == "de-lite" else None)

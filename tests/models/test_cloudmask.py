@@ -6,7 +6,6 @@ import pytest
 import rasterio
 
 from models.cloudmask import (
-    brightness_cloud_mask,
     cloud_fraction,
     cloud_mask,
     cloud_probability,
@@ -72,24 +71,3 @@ def test_mask_parameters_threshold_average_and_dilate():
 def test_wrong_band_count_is_a_sentence():
     with pytest.raises(ValueError, match="13-band L1C or 12-band L2A"):
         cloud_probability(np.zeros((4, 8, 8), np.float32))
-
-
-def test_brightness_mask_marks_bright_grey_pixels_only():
-    rgb = np.zeros((3, 2, 2), np.float32)
-    rgb[:, 0, 0] = 0.9  # white
-    rgb[:, 0, 1] = (0.9, 0.6, 0.2)  # bright but coloured
-    rgb[:, 1, 0] = 0.3  # dark grey
-    mask = brightness_cloud_mask(rgb)
-    assert mask.tolist() == [[True, False], [False, False]]
-    assert cloud_fraction(mask) == 0.25
-
-
-def test_image_clouds_falls_back_to_the_brightness_rule_for_rgb_with_its_floor():
-    from models.cloudmask import BRIGHTNESS_THRESHOLD, brightness_cloud_mask, image_clouds
-
-    rgb = np.random.default_rng(3).random((3, 16, 16), np.float32)
-    probability, mask = image_clouds(rgb, ("B4", "B3", "B2"), threshold=0.1)  # below the floor: the floor holds
-    assert np.array_equal(mask, brightness_cloud_mask(rgb, threshold=BRIGHTNESS_THRESHOLD))
-    assert probability.shape == (16, 16) and 0 <= probability.min() and probability.max() <= 1
-    _, stricter = image_clouds(rgb, ("B4", "B3", "B2"), threshold=0.8)
-    assert np.array_equal(stricter, brightness_cloud_mask(rgb, threshold=0.8))

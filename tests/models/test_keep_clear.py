@@ -56,14 +56,19 @@ def test_a_clear_tile_skips_the_network():
     assert calls == [] and torch.equal(out, clear)
 
 
-def test_rgb_uses_the_brightness_mask():
-    rgb = torch.full((1, 3, 16, 16), 0.2)
-    rgb[..., :8, :] = 0.95  # a white cloud on the upper half
-    mask = tile_cloud_mask(rgb, ("R", "G", "B"), 0.4)
-    out = fill_clouds_only(lambda o, s, origins, mask=None: torch.zeros_like(o), rgb, None, [(0, 0)], mask)
-    assert torch.all(out[..., :8, :] == 0)
-    assert torch.allclose(out[..., 15:, :], torch.tensor(0.2), atol=0.01)
-    assert torch.all((out[..., 9, :] > 0) & (out[..., 9, :] < 0.2))
+def test_rgb_uses_the_learnt_detector_s_mask():
+    from models.cloudmask import image_clouds
+    from models.datasets.rasters import read_reflectance
+
+    rgb = read_reflectance(SAMPLE.parent / "rice2_249_cloudy.png")
+    mask = tile_cloud_mask(torch.from_numpy(rgb)[None], ("R", "G", "B"), 0.4)
+    assert torch.equal(mask[0, 0] > 0, torch.from_numpy(image_clouds(rgb, ("R", "G", "B"), 0.4)[1]))
+    optical = torch.from_numpy(rgb)[None]
+    out = fill_clouds_only(lambda o, s, origins, mask=None: torch.zeros_like(o), optical, None, [(0, 0)], mask)
+    kept = feather(mask)[0, 0] == 0
+    assert 0.05 < float(mask.mean()) < 1 and kept.any()
+    assert torch.equal(out[0][:, kept], optical[0][:, kept])
+    assert not torch.equal(out[0][:, mask[0, 0] > 0], optical[0][:, mask[0, 0] > 0])
 
 
 def test_output_is_matched_to_the_clear_pixels():

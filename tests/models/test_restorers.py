@@ -69,6 +69,27 @@ def test_de_restorer_uses_the_reference():
         de_restorer(network, card, nfe=4)
 
 
+class Recorder(torch.nn.Module):
+    """A reference network that returns its input and keeps it."""
+
+    def forward(self, image):
+        self.seen = image.clone()
+        return image
+
+
+@pytest.mark.parametrize("start", ["cloudy", "local_fill"])
+def test_de_sees_the_cloudy_image_or_its_local_fill_as_its_card_says(start):
+    network, card, _ = _de()
+    card = card.replace(optical_bands=("B4", "B3", "B2"), bridge_start=start)
+    optical = torch.rand(1, 3, 32, 32) * 0.3
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:20, 8:20] = 1
+    reference = Recorder()
+    de_restorer(network, card, nfe=2, reference=reference)(optical, None, [(0, 0)], mask=mask)
+    expected = local_fill(optical, mask) if start == "local_fill" else optical
+    assert torch.equal(reference.seen, expected)
+
+
 def _inputs(algorithm):
     if algorithm == "dbcr":
         network, card = _dbcr()

@@ -105,21 +105,18 @@ def test_reports_are_written_and_json_is_strict(tmp_path):
         assert grid.size[0] == (len(BASELINES) + 2) * SIZE and grid.size[1] > 2 * SIZE
 
 
-def test_rgb_pngs_use_the_labelled_brightness_fallback(tmp_path):
+def test_rgb_pngs_use_the_labelled_rgb_detector(tmp_path):
     data = tmp_path / "data"
-    for folder in ("cloudy", "target"):
+    sample = Path(__file__).resolve().parents[3] / "sample"
+    for folder, name in (("cloudy", "rice2_249_cloudy.png"), ("target", "rice2_249_clear.png")):
         (data / folder).mkdir(parents=True)
-    target = np.random.default_rng(0).integers(20, 120, (SIZE, SIZE, 3), dtype=np.uint8)
-    cloudy = target.copy()
-    cloudy[:8] = 250
-    Image.fromarray(target).save(data / "target" / "1.png")
-    Image.fromarray(cloudy).save(data / "cloudy" / "1.png")
+        (data / folder / "249.png").write_bytes((sample / name).read_bytes())
     report = evaluate_folder(data, None, tmp_path / "out")
     assert report.columns == BASELINES
     assert report.method == "none"
-    assert "brightness heuristic" in report.cloud_mask
-    assert report.images[0].cloud_fraction == pytest.approx(0.25)
-    assert report.bins[1].count == 1
+    assert "learnt RGB cloud and haze detector" in report.cloud_mask
+    assert report.images[0].cloud_fraction > 0.5
+    assert sum(bin.count for bin in report.bins) == 1
 
 
 def test_cover_bins_include_both_ends():

@@ -72,3 +72,29 @@ def test_bridge_start_flag_offers_the_cards_choices():
     assert train.recipe(TrainSettings(), _parse("dbcr")).bridge_start == "cloudy"
     with pytest.raises(SystemExit):
         _parse("dbcr", "--bridge-start", "median")
+
+
+def test_rgb_cloud_trains_from_the_rice_pairs_and_writes_a_detector(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from models.card import read_card
+    from models.training.train_rgb_cloud import RgbCloudSettings
+
+    rice = tmp_path / "data" / "rice2"
+    rice.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for index in range(1, 11):  # the 10th is held out
+        clear = rng.integers(30, 90, (32, 32, 3), dtype=np.uint8)
+        cloudy = clear.copy()
+        cloudy[:16] = 230
+        Image.fromarray(cloudy).save(rice / f"{index}_real_A.png")
+        Image.fromarray(clear).save(rice / f"{index}_real_B.png")
+    out = tmp_path / "d.safetensors"
+    args = _parse("rgb-cloud", "--steps", "2", "--eval-every", "1", "--batch", "2", "--data-root",
+                  str(tmp_path / "data"), "--run-dir", str(tmp_path / "run"), "--out", str(out))  # fmt: skip
+    assert train.recipe(RgbCloudSettings(), args) == RgbCloudSettings(steps=2, eval_every=1, batch=2)
+    assert train.main(args) == 0
+    card = read_card(out)
+    assert card.algorithm == "rgb-cloud" and card.training["train_pairs"] == 9
+    assert set(card.metrics["validation_rice2_held_out"]) >= {"score", "iou_rice2", "clear_flagged_rice2", "step"}

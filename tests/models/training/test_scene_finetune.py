@@ -7,7 +7,6 @@ import torch
 
 from models.card import ModelCard
 from models.cloud_fill import local_fill
-from models.cloudmask import brightness_cloud_mask, brightness_cloud_probability
 from models.networks.dbcr import DBCRConfig, DBCRNet
 from models.networks.diffcr import DiffCRConfig, DiffCRNet
 from models.sampling.schedule_configs import BridgeSchedule, DESchedule, DiffCRSchedule
@@ -188,10 +187,3 @@ def test_rgb_scenes_without_clouds_of_their_own_use_their_brightest_values():
     rgb = Scene(scene.optical[:3], None, scene.probability, scene.mask, scene.valid)
     spectra = cloud_spectra(rgb)
     assert spectra.shape == (1, 3) and np.all(spectra >= np.percentile(rgb.optical, 99, axis=(1, 2)))
-
-
-def test_the_soft_brightness_probability_matches_the_mask_at_one_half():
-    rgb = np.random.default_rng(0).random((3, 32, 32), np.float32)
-    rgb[:, :8] = 0.9
-    probability = brightness_cloud_probability(rgb)
-    assert np.array_equal(probability > 0.5, brightness_cloud_mask(rgb))
