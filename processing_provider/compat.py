@@ -35,3 +35,4 @@ else:
     LIMITS_CUMULATIVE_CUT = QgsRasterMinMaxOrigin.Limits.CumulativeCut
 
 MESSAGE_INFO = Qgis.MessageLevel.Info
+BYTE = Qgis.DataType.Byte

@@ -3,7 +3,8 @@
 QGIS opens a 13-band Sentinel-2 image as bands 1, 2, 3 (coastal aerosol, blue, green) stretched to min/max, which
 looks nothing like the ground. Outputs are shown as a person sees them: red, green, blue (B4, B3, B2 for
 Sentinel-2; bands 1, 2, 3 for RGB), each stretched over its 2-98 % cumulative cut, so one cloud does not darken
-the whole picture.
+the whole picture. 8-bit images (DE's RGB) are already display-ready and keep their 0-255 range: a cut of a
+cloud-free sea would stretch a few grey levels of noise over the whole range.
 
 Processing loads outputs after the algorithm ends; :class:`LayerStyler` is the post-processor that styles them
 then. QGIS keeps only a borrowed pointer to the Python part of a post-processor, so every instance is kept alive
@@ -29,7 +30,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
-from .compat import LIMITS_CUMULATIVE_CUT, STRETCH_MIN_MAX
+from .compat import BYTE, LIMITS_CUMULATIVE_CUT, STRETCH_MIN_MAX
 
 CUT = (0.02, 0.98)
 # Enough pixels for a stable percentile, few enough that styling a large scene takes no time.
@@ -51,7 +52,7 @@ def true_colour_bands(band_count: int) -> tuple[int, int, int] | None:
 
 
 def style_true_colour(layer: QgsRasterLayer) -> bool:
-    """Show ``layer`` in true colour with a 2-98 % cumulative-cut stretch; return False if it has too few bands."""
+    """Show ``layer`` in true colour, stretched (8-bit: 0-255); return False if it has too few bands."""
     provider = layer.dataProvider()
     bands = true_colour_bands(layer.bandCount()) if provider is not None else None
     if bands is None:
@@ -62,18 +63,23 @@ def style_true_colour(layer: QgsRasterLayer) -> bool:
         renderer.setGreenContrastEnhancement,
         renderer.setBlueContrastEnhancement,
     )
+    eight_bit = all(provider.dataType(band) == BYTE for band in bands)
     for band, setter in zip(bands, setters):
-        low, high = provider.cumulativeCut(band, CUT[0], CUT[1], layer.extent(), SAMPLE_SIZE)
+        if eight_bit:
+            low, high = 0.0, 255.0
+        else:
+            low, high = provider.cumulativeCut(band, CUT[0], CUT[1], layer.extent(), SAMPLE_SIZE)
         enhancement = QgsContrastEnhancement(provider.dataType(band))
         enhancement.setContrastEnhancementAlgorithm(STRETCH_MIN_MAX)
         enhancement.setMinimumValue(low)
         enhancement.setMaximumValue(high if high > low else low + 1)
         setter(enhancement)
-    origin = renderer.minMaxOrigin()
-    origin.setLimits(LIMITS_CUMULATIVE_CUT)
-    origin.setCumulativeCutLower(CUT[0])
-    origin.setCumulativeCutUpper(CUT[1])
-    renderer.setMinMaxOrigin(origin)
+    if not eight_bit:
+        origin = renderer.minMaxOrigin()
+        origin.setLimits(LIMITS_CUMULATIVE_CUT)
+        origin.setCumulativeCutLower(CUT[0])
+        origin.setCumulativeCutUpper(CUT[1])
+        renderer.setMinMaxOrigin(origin)
     layer.setRenderer(renderer)
     layer.triggerRepaint()
     return True

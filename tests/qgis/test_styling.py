@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from qgis.core import QgsApplication, QgsProcessingContext, QgsProject, QgsRasterLayer
-from qgis_support import FAKE_BACKEND, SAMPLE_S1, SAMPLE_S2, RecordingFeedback, write_subset
+from qgis_support import FAKE_BACKEND, SAMPLE_RGB, SAMPLE_S1, SAMPLE_S2, RecordingFeedback, write_subset
 
 
 @pytest.fixture
@@ -49,6 +49,15 @@ def test_rgb_uses_bands_1_2_3_and_two_bands_keep_the_default(styling: Any, tmp_p
     before = sar.renderer().type()
     assert not styling.style_true_colour(sar)
     assert sar.renderer().type() == before
+
+
+def test_an_eight_bit_image_keeps_its_0_to_255_range(styling: Any) -> None:
+    layer = QgsRasterLayer(str(SAMPLE_RGB), "rgb")
+    assert styling.style_true_colour(layer)
+    renderer = layer.renderer()
+    for enhancement in (renderer.redContrastEnhancement(), renderer.greenContrastEnhancement(),
+                        renderer.blueContrastEnhancement()):  # fmt: skip
+        assert (enhancement.minimumValue(), enhancement.maximumValue()) == (0, 255)
 
 
 def test_cloud_mask_is_a_see_through_overlay(styling: Any, tmp_path: Path) -> None:
