@@ -7,8 +7,9 @@ from .help import ADVANCED, KEEP_CLEAR, MODEL, NFE_TRADE_OFF, build_help
 
 HELP = build_help(
     summary="Reconstructs the ground under thin and thick clouds in a high-resolution optical image from the image "
-    "alone (no radar, no other date): a diffusion model refines a first estimate step by step. The result is a "
-    "GeoTIFF on the input's grid with its bands, data type and scale, shown in true colour.",
+    "alone (no radar, no other date): the clouds are found by a small detector learnt from RICE2's RGB pairs, "
+    "filled from the clear ground around them, and a diffusion model refines that first estimate step by step. The "
+    "result is a GeoTIFF on the input's grid with its bands, data type and scale, shown in true colour.",
     inputs=[
         "<li><b>Cloudy image</b>: RGB (3 bands) or RGB + NIR (4 bands), red first, 8-bit (0-255) or 16-bit; "
         "georeferenced or not. The value scale is taken from the model's card, or fitted to the image for 16-bit "
@@ -17,7 +18,7 @@ HELP = build_help(
     settings=[
         NFE_TRADE_OFF.replace("Leave it empty to use the model's own default.", "10 by default for DE."),
         MODEL,
-        KEEP_CLEAR.replace("Needs Sentinel-2 Level-1C bands.", "Needs Sentinel-2 Level-1C bands, so not for RGB."),
+        KEEP_CLEAR,
         ADVANCED,
     ],
     citation="Sui et al., “Diffusion Enhancement for Cloud Removal in Ultra-Resolution Remote Sensing Imagery”, "
