@@ -64,6 +64,8 @@ def test_the_shipped_cards_load_as_before(path):
     }
     assert card.schedule == expected[card.name]
     assert card.reference_model == ("de-reference-lite" if card.name == "de-lite" else None)
+    # DB-CR's bridge and DE start from the local fill; the others have no start to choose
+    assert card.bridge_start == ("local_fill" if card.name in ("dbcr-lite", "de-lite") else "cloudy")
 
 
 def test_x0_prior_defaults_to_none_for_older_cards_and_is_validated():
