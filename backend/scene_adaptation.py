@@ -21,11 +21,11 @@ from torch import nn
 
 from backend.errors import BadInputError, CancelledError
 from backend.job import Job, algorithm_label
-from backend.pass_outputs import KnownClouds
+from backend.pass_outputs import KnownClouds, can_find_clouds
 from backend.raster_io import OpticalSource
 from backend.reporter import Reporter
 from backend.sar import SarSource
-from models.card import RGB_BANDS, ModelCard, save_weights
+from models.card import ModelCard, save_weights
 from models.training.scene_finetune import (
     STEPS,
     AdaptResult,
@@ -72,9 +72,9 @@ def scene_clouds(optical: np.ndarray, card: ModelCard, threshold: float) -> tupl
     Raises:
         BadInputError: the model's bands allow neither.
     """
-    from models.cloudmask import image_clouds, supports_s2cloudless
+    from models.cloudmask import image_clouds
 
-    if supports_s2cloudless(card.optical_bands) or tuple(card.optical_bands[:3]) == RGB_BANDS:
+    if can_find_clouds(card.optical_bands):
         return image_clouds(optical, card.optical_bands, threshold)
     raise BadInputError(f"Cannot find the clouds of this scene: {card.name}'s bands are neither Sentinel-2's nor RGB")
 

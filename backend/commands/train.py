@@ -126,6 +126,7 @@ def _dbcr(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: An
     from models.networks import dbcr
     from models.training.chips import load_chips, split_by_place
     from models.training.clouds import real_cloud_spectra
+    from models.training.loop_utils import BEST_FILE
     from models.training.train_dbcr import TrainSettings, dbcr_card, load_checkpoint_ema, save_model, train_dbcr
     from models.training.train_dbcr import last_validation as read_last
 
@@ -139,7 +140,7 @@ def _dbcr(args: argparse.Namespace, name: str, out: Path, run_dir: Path, log: An
     sources = dict(Counter(chip.source for chip in train_chips))
     if args.export_only:
         # The best validation of the run where it kept one (best.pt), else the last checkpoint.
-        best = run_dir / "best.pt"
+        best = run_dir / BEST_FILE
         network, step = load_checkpoint_ema(best if best.exists() else run_dir / "checkpoint.pt", config)
         metrics = json.loads(torch.load(best, weights_only=True)["metrics"]) if best.exists() else {}
         metrics = metrics or read_last(run_dir / "log.jsonl")
@@ -272,8 +273,7 @@ def _rice(args: argparse.Namespace, log: Any) -> tuple[Any, Any]:
 
 def _exported(run_dir: Path) -> tuple[dict[str, Any], dict[str, float], float, int]:
     """A run's weights to write: the best validated EMA where the run kept one, else its last checkpoint's."""
-    from models.training.loop_utils import read_best, read_export
-    from models.training.train_de import BEST_FILE
+    from models.training.loop_utils import BEST_FILE, read_best, read_export
 
     saved = read_export(run_dir / "checkpoint.pt", run_dir / "log.jsonl")
     if not (run_dir / BEST_FILE).exists():

@@ -24,6 +24,8 @@ from torch import Tensor, nn
 from models.card import ModelCard, save_weights
 
 Log = Callable[[str], None]
+# The file in a run's folder that holds its best validated EMA (``keep_if_best``), the one a run ships.
+BEST_FILE = "best.pt"
 # The keys a validation line of a run log carries besides its metrics; "loss" is the training loss, not a metric.
 NOT_METRICS = ("loss",)
 

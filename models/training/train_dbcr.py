@@ -38,7 +38,16 @@ from models.sampling.schedule_configs import BridgeSchedule
 from models.training.batches import sample_batch, sample_real_pairs
 from models.training.chips import Chip
 from models.training.clouds import cloud_footprint, keep_clear_ground, simulate_clouds
-from models.training.loop_utils import Log, checkpoint, last_validation, psnr, resume, save_model, update_ema
+from models.training.loop_utils import (
+    BEST_FILE,
+    Log,
+    checkpoint,
+    last_validation,
+    psnr,
+    resume,
+    save_model,
+    update_ema,
+)
 
 # The clear pixels' share of a local-fill model's loss (see masked_l1).
 CLEAR_WEIGHT = 0.1
@@ -273,7 +282,7 @@ def train_dbcr(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.lr, total_steps=settings.steps, pct_start=0.05)
     start = resume(run_dir / "checkpoint.pt", network, ema, optimizer, scheduler, rng)
     validation = make_validation(val_chips, spectra, settings.crop, settings.seed, real_val)
-    best_path = run_dir / "best.pt"
+    best_path = run_dir / BEST_FILE
     best = torch.load(best_path, weights_only=True) if best_path.exists() and start else None
     metrics: dict[str, float] = json.loads(best["metrics"]) if best is not None else {}
     filled = settings.bridge_start == "local_fill"

@@ -26,14 +26,13 @@ from models.networks.de_reference import DEReferenceConfig, DEReferenceNet
 from models.restorers import de_restorer
 from models.sampling.noise_schedules import alphas_cumprod, make_betas
 from models.sampling.schedule_configs import W_MIN, DESchedule
-from models.training.loop_utils import Log, load_best, mean_psnr, new_state, run_loop
+from models.training.loop_utils import BEST_FILE, Log, load_best, mean_psnr, new_state, run_loop
 from models.training.rice_pairs import HOLD_OUT_EVERY, RICE_SETS, Pairs, center_crops, crop_sizes, sample_pairs
 
 DATA = (
     "RICE2 (Lin et al. 2019: Landsat 8 RGB, 8-bit; 256² pairs and 512² pairs cut into 256² quarters), every {every}th "
     "pair of each set in id order held out for validation"
 )
-BEST_FILE = "best.pt"
 # Validation images as tensors on [0, 1]: each RICE set's (cloudy, clear), keyed by its metrics' suffix.
 Validation = dict[str, tuple[Tensor, Tensor]]
 

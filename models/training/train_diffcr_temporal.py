@@ -37,13 +37,12 @@ from models.sampling.noise_schedules import alphas_cumprod, make_betas
 from models.training.batches import sample_batch
 from models.training.chips import Chip
 from models.training.clouds import simulate_clouds
-from models.training.loop_utils import Log, new_state, psnr, run_loop
+from models.training.loop_utils import BEST_FILE, Log, new_state, psnr, run_loop
 from models.training.train_diffcr import DiffCRSettings, sample_gammas
 
 # Another date's radiometry: per band, gain and offset (reflectance) drawn uniformly in these ranges.
 DATE_GAIN = (0.85, 1.15)
 DATE_OFFSET = (-0.02, 0.02)
-BEST_FILE = "best.pt"
 
 
 def series_validation(data_root: Path) -> dict[str, Tensor]:

@@ -26,10 +26,9 @@ from torch import Tensor, nn
 
 from models.card import RGB_BANDS, ModelCard
 from models.networks.rgb_cloud import RgbCloudConfig, RgbCloudNet
-from models.training.loop_utils import Log, load_best, new_state, run_loop
+from models.training.loop_utils import BEST_FILE, Log, load_best, new_state, run_loop
 from models.training.rice_pairs import HOLD_OUT_EVERY, Pairs
 
-BEST_FILE = "best.pt"
 DATA = (
     "RICE2 (Lin et al. 2019: Landsat 8 RGB, 8-bit; 256² pairs and 512² pairs cut into 256² quarters): each cloudy "
     "image with labels from its pair's difference, and each clear image labelled cloud-free; every {every}th pair "
