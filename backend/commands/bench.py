@@ -30,6 +30,7 @@ from rasterio.windows import Window
 
 from backend.errors import BackendError
 from backend.protocol import EXIT_OK, EXIT_USER_ERROR, decode_event
+from models.cloudmask import PROBABILITY_STEP
 
 # The plugin folder (the backend runs with it as working directory) and its bundled sample.
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,7 +211,8 @@ def bench(args: argparse.Namespace) -> str:
     notes = (
         "Pipeline: the run's own seconds (reading, tiling, network, blending, writing), without process start and "
         "model loading; overhead: pipeline seconds over network-only seconds (random tiles in the run's batches); "
-        "cloud mask: the run's seconds in s2cloudless (each 4 x 4 px block of the scene classified once)."
+        f"cloud mask: the run's seconds in s2cloudless (each {PROBABILITY_STEP} x {PROBABILITY_STEP} px block of the "
+        "scene classified once)."
     )
     if args.network_tiles:
         notes += f" Network-only timed on {args.network_tiles} tiles and scaled to the run's."

@@ -7,7 +7,7 @@ import rasterio
 import backend.cloud_blocks as cloud_blocks
 from backend.cloud_blocks import SceneBlocks
 from backend.tiling import tile_batches
-from models.cloudmask import block_features, classify
+from models.cloudmask import PROBABILITY_STEP, block_features, classify
 
 SAMPLE_S2 = Path(__file__).resolve().parents[2] / "sample" / "ROIs1868_summer_s2_cloudy_19_p30.tif"
 
@@ -44,17 +44,18 @@ def test_each_whole_scene_block_is_classified_once(scene, monkeypatch):
     )
     height, width = scene.shape[1:]
     _run(scene, SceneBlocks(height, width), size=64, overlap=16, batch=3)
-    # Rows of tiles start at 0, 48, 96, 136, all on the 4 px block grid, and reach block row 50 (= 200 / 4); the
-    # columns start at 0, 48, 96, 144 (on the grid, reaching block column 52) and 166 (off it: those four tiles
-    # classify their 16 x 16 blocks alone).
+    # Rows of tiles start at 0, 48, 96, 136, all on the 8 px block grid, and reach block row 25 (= 200 / 8); the
+    # columns start at 0, 48, 96, 144 (on the grid, reaching block column 26) and 166 (off it: those four tiles
+    # classify their 8 x 8 blocks alone).
+    assert PROBABILITY_STEP == 8
     assert [t.col for t in next(tile_batches(height, width, 64, 16, 5))[0]] == [0, 48, 96, 144, 166]
-    assert sum(classified) == 50 * 52 + 4 * 16 * 16
+    assert sum(classified) == 25 * 26 + 4 * 8 * 8
 
 
 def test_release_forgets_rows_no_later_tile_reaches(scene):
     blocks = SceneBlocks(*scene.shape[1:])
     features = block_features(scene[:, :64, :64])[None]
     blocks.probabilities(features, [(0, 0)])
-    assert sorted(blocks.rows) == list(range(16))
+    assert sorted(blocks.rows) == list(range(64 // PROBABILITY_STEP))
     blocks.release(32)
-    assert sorted(blocks.rows) == list(range(8, 16))
+    assert sorted(blocks.rows) == list(range(32 // PROBABILITY_STEP, 64 // PROBABILITY_STEP))
