@@ -140,6 +140,7 @@ def run_removal(
         "optical_scale": optical.scale,
         **_cloud_stats(extras, passes, tiles_clouds),
         "cloud_mask_seconds": round(batch_run.mask_seconds, 3),
+        "restore_seconds": round(batch_run.restore_seconds, 3),
     }
 
 
@@ -181,6 +182,7 @@ class BatchRun:
     read_bands: list[int]
     blocks: SceneBlocks
     mask_seconds: float = 0.0  # spent finding the tiles' clouds (s2cloudless), reported beside the network's
+    restore_seconds: float = 0.0  # spent in the restorer (bridge start, sampler, network): what the pipeline wraps
 
     def run(self, batch: list[Tile], optical: OpticalDates, sar: SarSource | None) -> int:
         """Read, restore and blend one batch; return how many tiles were skipped for having no valid pixel."""
@@ -229,9 +231,9 @@ class BatchRun:
         origins = [tile.origin for tile in tiles]
         with torch.inference_mode():
             if self.extras.keep_clear and masks is not None:
-                restored = fill_clouds_only(self.restore, optical, sar, origins, masks, len(self.card.optical_bands))
+                restored = fill_clouds_only(self._timed, optical, sar, origins, masks, len(self.card.optical_bands))
             else:
-                restored = self.restore(optical, sar, origins, mask=masks)
+                restored = self._timed(optical, sar, origins, mask=masks)
         card = self.card
         expected = (len(tiles), len(card.optical_bands), *optical.shape[-2:])
         if tuple(restored.shape) != expected:
@@ -243,3 +245,18 @@ class BatchRun:
                 "(reflectance offset, SAR dB or linear) or try another model"
             )
         return result
+
+    def _timed(
+        self,
+        optical: torch.Tensor,
+        sar: torch.Tensor | None,
+        origins: list[tuple[int, int]],
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The restorer, its seconds counted (keep-clear calls it only for batches with clouds)."""
+        clock = time.perf_counter()
+        restored = self.restore(optical, sar, origins, mask=mask)
+        if restored.device.type == "cuda":
+            torch.cuda.synchronize(restored.device)  # CUDA runs ahead of the host: count the work, not the launch
+        self.restore_seconds += time.perf_counter() - clock
+        return restored

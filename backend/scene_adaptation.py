@@ -50,11 +50,12 @@ def centre_window(height: int, width: int, side: int = MAX_SCENE_SIDE) -> Window
     return Window((width - cols) // 2, (height - rows) // 2, cols, rows)
 
 
-def read_scene(job: Job, card: ModelCard) -> tuple[Scene, Window]:
-    """The scene's optical and SAR arrays and its cloud probability and mask, and the window they were read from."""
+def read_scene(job: Job, card: ModelCard) -> tuple[Scene, Window, bool]:
+    """The scene's optical and SAR arrays, cloud probability and mask; the window read; whether it is the raster."""
     label = algorithm_label(card.algorithm)
     with OpticalSource(job.optical, card.optical_bands, card.optical_scale, job.l2a_offset, label, card.name) as source:
         window = centre_window(source.grid.height, source.grid.width)
+        whole = (window.height, window.width) == (source.grid.height, source.grid.width)
         optical, valid = source.read(window)
         sar = None
         if card.sar_bands and job.sar:
@@ -63,7 +64,7 @@ def read_scene(job: Job, card: ModelCard) -> tuple[Scene, Window]:
             ) as radar:
                 sar, _ = radar.read(window)
     probability, mask = scene_clouds(optical, card, job.cloud_threshold)
-    return Scene(optical, sar, probability, mask & valid, valid), window
+    return Scene(optical, sar, probability, mask & valid, valid), window, whole
 
 
 def scene_clouds(optical: np.ndarray, card: ModelCard, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +92,8 @@ def adapt_to_scene(
     """Fine-tune ``network`` on the job's scene for ``job.adapt`` steps; the network to run, tuned or not.
 
     The tuned network is returned (and saved, if the job asks) only if it restored the scene's held-back clear
-    ground better than ``network``; otherwise ``network`` is, and the log says why with both scores.
+    ground better than ``network``; otherwise ``network`` is, and the log says why with both scores. A whole raster
+    with no cloud found is not adapted when the job keeps clear ground: nothing of the network's would show.
     ``found_clouds`` receives the clouds found in the scene, so that the run reuses them instead of finding them
     again.
 
@@ -102,9 +104,15 @@ def adapt_to_scene(
     """
     if card.algorithm not in STEPS:
         raise BadInputError(f"Scene adaptation is not available for {algorithm_label(card.algorithm)} models")
-    scene, window = read_scene(job, card)
+    scene, window, whole = read_scene(job, card)
     if found_clouds is not None:
         found_clouds(KnownClouds(window, scene.mask))
+    if job.keep_clear and whole and not scene.mask.any():
+        # Keep-clear returns a cloud-free raster as it is, whatever the network: tuning would change nothing.
+        reporter.log("info", f"No cloud found in the scene: {card.name} is not adapted; the scene comes back as it is")
+        if job.save_adapted:
+            reporter.log("warning", f"Not saving adapted weights to {job.save_adapted}: nothing was adapted")
+        return network
 
     def progress(done: int, total: int) -> None:
         reporter.emit("progress", done=done, total=total, phase="adapt")

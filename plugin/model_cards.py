@@ -108,14 +108,122 @@ def card_html(card: dict[str, Any] | None, info: dict[str, Any] | None = None) -
         cost = f", {float(info['gmacs_256']):.1f} GMACs per 256² tile" if info.get("gmacs_256") else ""
         rows.append(("Size", f"{int(info['params']) / 1e6:.2f} M parameters{cost}"))
     if card.get("training"):
-        rows.append(("Trained on", _flatten(card["training"])))
+        rows.append(("Trained on", "\n".join(training_lines(card["training"]))))
     if card.get("metrics"):
-        rows.append(("Metrics", _flatten(card["metrics"])))
+        rows.append(("Validation", "\n".join(metric_lines(card["metrics"]))))
     if info.get("kind") == "config" and not card:
         rows.append(("Weights", "not shipped yet: this is the architecture only, it cannot run"))
-    text = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    text = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{_cell(v)}</td></tr>" for k, v in rows)
     description = f"<p>{html.escape(str(card['description']))}</p>" if card.get("description") else ""
     return f"{description}<table cellspacing='2'>{text}</table>" if rows or description else "<i>No card.</i>"
+
+
+def _cell(text: str) -> str:
+    """A table cell's HTML: the text escaped, its lines kept."""
+    return "<br>".join(html.escape(line) for line in text.split("\n"))
+
+
+def training_lines(training: Any) -> list[str]:
+    """What a card's training record tells a user: the data, where training started, its steps and CPU time."""
+    if not isinstance(training, dict):
+        return [_flatten(training)]
+    recipe = training["recipe"] if isinstance(training.get("recipe"), dict) else {}
+    lines = [str(training["data"])] if training.get("data") else []
+    if training.get("initialised_from"):
+        lines.append(f"Started from {training['initialised_from']}.")
+    steps = training.get("steps", recipe.get("steps"))
+    if isinstance(steps, int) and steps > 0:
+        seconds = training.get("seconds")
+        cost = f" ({float(seconds) / 3600:.1f} h of CPU)" if isinstance(seconds, (int, float)) and seconds else ""
+        lines.append(f"{steps} training steps{cost}.")
+    if training.get("kept_step") == 0 or steps == 0:
+        lines.append("The shipped weights are the network's start: no trained step did better on validation.")
+    return lines or [_flatten(training)]
+
+
+# The parts of a validation metric's name (as the trainers write them, e.g. ``real_psnr_output_cloud``).
+_SUBJECTS = {"output": "output", "cloudy": "cloudy input", "local_fill": "local fill", "reference": "reference network"}
+_REGIONS = {"": "whole image", "_cloud": "under cloud", "_clear": "clear pixels"}
+# DiffCR's series validation names its output under cloud without the subject.
+_ALIASES = {"psnr_cloud": "psnr_output_cloud"}
+# Other values the trainers record, by the start of their name.
+_OTHER_VALUES = {"iou": "cloud IoU with the labels", "clear_flagged": "share of clear pixels flagged",
+                 "bce": "loss", "step": "kept step"}  # fmt: skip
+
+
+def metric_lines(metrics: Any) -> list[str]:
+    """Validation figures in words: PSNR by image subset and region (output first), then the other values.
+
+    Names the trainers write (``psnr_<subject>[_cloud|_clear][_512]``, ``real_`` for real pairs) are spelt out;
+    anything unknown is shown as ``name: value``.
+    """
+    if not isinstance(metrics, dict):
+        return [_flatten(metrics)]
+    lines: list[str] = []
+    for name, values in metrics.items():
+        if not isinstance(values, dict):
+            lines.append(f"{name}: {_flatten(values)}")
+            continue
+        title, nfe = _set_title(name)
+        groups, rest = _psnr_groups(values)
+        for (subset, size, _, region), parts in sorted(groups.items()):
+            lines.append(f"{subset or title}{size}{nfe}, {region}: {', '.join(parts)} dB")
+        # The selection score is the trainer's own yardstick, a mix of the figures above: not for the user.
+        others = [f"{_other_name(key)} {_flatten(value)}" for key, value in rest.items() if key != "score"]
+        if others:
+            lines.append(f"{title}{nfe}: {'; '.join(others)}")
+    return lines
+
+
+def _set_title(name: str) -> tuple[str, str]:
+    """``validation_simulated_clouds_nfe1`` -> ("Simulated clouds", ", NFE 1")."""
+    words = name.removeprefix("validation_").split("_")
+    nfe = [word for word in words if word.startswith("nfe") and word[3:].isdigit()]
+    text = " ".join(word for word in words if word not in nfe).replace("s2", "S2").replace("rice2", "RICE2")
+    return text[:1].upper() + text[1:], f", NFE {nfe[-1][3:]}" if nfe else ""
+
+
+def _psnr_groups(values: dict[str, Any]) -> tuple[dict[tuple[str, str, int, str], list[str]], dict[str, Any]]:
+    """PSNR texts (``subject value``, output first) by (subset, size, region order, region); the other values."""
+    groups: dict[tuple[str, str, int, str], list[tuple[int, str]]] = {}
+    rest: dict[str, Any] = {}
+    for key, value in values.items():
+        parsed = _parse_psnr(key)
+        if parsed is None or not isinstance(value, (int, float)):
+            rest[key] = value
+            continue
+        subset, size, region, subject = parsed
+        group = (subset, size, list(_REGIONS.values()).index(region), region)
+        groups.setdefault(group, []).append((list(_SUBJECTS).index(subject), f"{_SUBJECTS[subject]} {value:.2f}"))
+    return {group: [text for _, text in sorted(parts)] for group, parts in groups.items()}, rest
+
+
+def _parse_psnr(key: str) -> tuple[str, str, str, str] | None:
+    """``real_psnr_output_cloud_512`` -> ("Real pairs", " (512²)", "under cloud", "output"); None if not PSNR."""
+    subset = size = ""
+    if key.startswith("real_"):
+        key, subset = key.removeprefix("real_"), "Real pairs"
+    if key.endswith("_512"):
+        key, size = key.removesuffix("_512"), " (512²)"
+    key = _ALIASES.get(key, key)
+    if not key.startswith("psnr_"):
+        return None
+    key = key.removeprefix("psnr_")
+    for suffix, region in _REGIONS.items():
+        subject = key.removesuffix(suffix) if suffix else key
+        if (not suffix or key.endswith(suffix)) and subject in _SUBJECTS:
+            return subset, size, region, subject
+    return None
+
+
+def _other_name(key: str) -> str:
+    """``iou_rice2-512`` -> ``cloud IoU with the labels (rice2-512)``; unknown names as they are."""
+    for start, words in _OTHER_VALUES.items():
+        if key == start:
+            return words
+        if key.startswith(f"{start}_"):
+            return f"{words} ({key.removeprefix(start + '_')})"
+    return key
 
 
 def _flatten(value: Any, limit: int = 400) -> str:

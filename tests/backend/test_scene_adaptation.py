@@ -136,6 +136,25 @@ def test_diffcr_adapts_and_runs(tmp_path, tiny_models, capsys):
         assert out.count == 13
 
 
+def test_a_cloud_free_scene_is_not_adapted_and_comes_back_as_it_is(tmp_path, tiny_models, capsys):
+    import numpy as np
+
+    clear = SAMPLE / "rice2_249_clear.png"  # the RGB detector flags none of it (tests/models/test_rgb_cloud_mask.py)
+    job = Job(
+        algorithm="de", optical=str(clear), model=tiny_models["tiny-de"], output=str(tmp_path / "out.tif"),
+        device="cpu", threads=1, tile_size=64, nfe=2, adapt=2, save_adapted=str(tmp_path / "kept.safetensors"),
+    )  # fmt: skip
+    assert execute(job, Reporter(events=True)) == 0
+    events = _events(capsys)
+    assert not [e for e in events if e.kind == "progress" and e.get("phase") == "adapt"]
+    assert ("info", "No cloud found in the scene: tiny-de is not adapted; the scene comes back as it is") in _logs(
+        events
+    )
+    assert not (tmp_path / "kept.safetensors").exists()
+    with rasterio.open(clear) as source, rasterio.open(job.output) as out:
+        np.testing.assert_array_equal(out.read(), source.read())
+
+
 def test_a_scene_too_cloudy_to_learn_from_is_a_sentence(tmp_path, tiny_models, capsys, kit):
     white = kit.write_raster(tmp_path / "white.tif", (kit.s2_dn(3, 64, 64) * 0 + 240).astype("uint8"), crs=None)
     job = Job(

@@ -104,6 +104,31 @@ def test_card_from_a_safetensors_header(cards: Any, tmp_path: Path) -> None:
         assert text in html, text
 
 
+def test_card_spells_out_a_trainers_validation_and_training(cards: Any) -> None:
+    trained = {
+        "metrics": {"validation_s2_real_pairs_nfe1": {
+            "psnr_cloudy": 25.0, "psnr_output": 30.004, "psnr_local_fill_cloud": 26.0, "psnr_output_cloud": 27.5,
+            "real_psnr_output_clear": 31.0, "psnr_output_512": 29.0, "step": 300, "odd_value": "x"}},
+        "training": {"data": "real pairs", "initialised_from": "dbcr-lite", "recipe": {"steps": 900}, "seconds": 7200},
+    }  # fmt: skip
+    assert cards.metric_lines(trained["metrics"]) == [
+        "S2 real pairs, NFE 1, whole image: output 30.00, cloudy input 25.00 dB",
+        "S2 real pairs, NFE 1, under cloud: output 27.50, local fill 26.00 dB",
+        "S2 real pairs (512²), NFE 1, whole image: output 29.00 dB",
+        "Real pairs, NFE 1, clear pixels: output 31.00 dB",
+        "S2 real pairs, NFE 1: kept step 300; odd_value x",
+    ]
+    assert cards.training_lines(trained["training"]) == [
+        "real pairs",
+        "Started from dbcr-lite.",
+        "900 training steps (2.0 h of CPU).",
+    ]
+    untrained = cards.training_lines({"data": "chips", "recipe": {"steps": 0}})
+    assert untrained[-1].startswith("The shipped weights are the network's start")
+    html = cards.card_html(trained)
+    assert "<br>" in html and "Validation" in html and "output 30.00" in html
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [(None, "has no model card"), (b"hello", "too short"), (b"\xff" * 16, "not a safetensors")],
