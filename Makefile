@@ -62,7 +62,7 @@ test-qgis: $(VENV_STAMP) $(QGIS_VENV_STAMP)
 
 # End to end (MPix/s, peak RSS, the bare network and the pipeline's overhead) on mosaics of the sample, torch and
 # ONNX Runtime, then seconds per tile of each method on both runtimes. Run it alone: it uses every core.
-# A synthetic full Sentinel-2 tile too (about 20 minutes per runtime on a CPU): make bench BENCH_SIZES=1024,4096,10980
+# A synthetic full Sentinel-2 tile too (25 to 35 minutes per runtime on 2 CPU cores): make bench BENCH_SIZES=1024,4096,10980
 BENCH_SIZES ?= 1024,4096
 bench: $(VENV_STAMP)
 	$(VENV)/bin/python -m backend bench --sizes $(BENCH_SIZES)

@@ -248,7 +248,7 @@ def register(subparsers: Any) -> None:
         "--sizes",
         type=_sizes,
         default=[1024, 4096],
-        help="raster sides, e.g. 1024,4096 (10980 is a full Sentinel-2 tile: about 20 minutes per runtime on a CPU)",
+        help="raster sides, e.g. 1024,4096 (10980 is a full Sentinel-2 tile: 25-35 minutes per runtime on 2 cores)",
     )
     parser.add_argument("--algorithm", default="dbcr", help="method (default dbcr)")
     parser.add_argument("--model", default=None, help="model name or .safetensors file (default: the shipped one)")
