@@ -166,8 +166,8 @@ def metric_lines(metrics: Any) -> list[str]:
             continue
         title, nfe = _set_title(name)
         groups, rest = _psnr_groups(values)
-        for (subset, size, _, region), parts in sorted(groups.items()):
-            lines.append(f"{subset or title}{size}{nfe}, {region}: {', '.join(parts)} dB")
+        for (subset, size, region), parts in sorted(groups.items()):
+            lines.append(f"{subset or title}{size}{nfe}, {list(_REGIONS.values())[region]}: {', '.join(parts)} dB")
         # The selection score is the trainer's own yardstick, a mix of the figures above: not for the user.
         others = [f"{_other_name(key)} {_flatten(value)}" for key, value in rest.items() if key != "score"]
         if others:
@@ -183,9 +183,9 @@ def _set_title(name: str) -> tuple[str, str]:
     return text[:1].upper() + text[1:], f", NFE {nfe[-1][3:]}" if nfe else ""
 
 
-def _psnr_groups(values: dict[str, Any]) -> tuple[dict[tuple[str, str, int, str], list[str]], dict[str, Any]]:
-    """PSNR texts (``subject value``, output first) by (subset, size, region order, region); the other values."""
-    groups: dict[tuple[str, str, int, str], list[tuple[int, str]]] = {}
+def _psnr_groups(values: dict[str, Any]) -> tuple[dict[tuple[str, str, int], list[str]], dict[str, Any]]:
+    """PSNR texts (``subject value``, output first) by (subset, size, region's place in _REGIONS); the others."""
+    groups: dict[tuple[str, str, int], list[tuple[int, str]]] = {}
     rest: dict[str, Any] = {}
     for key, value in values.items():
         parsed = _parse_psnr(key)
@@ -193,7 +193,7 @@ def _psnr_groups(values: dict[str, Any]) -> tuple[dict[tuple[str, str, int, str]
             rest[key] = value
             continue
         subset, size, region, subject = parsed
-        group = (subset, size, list(_REGIONS.values()).index(region), region)
+        group = (subset, size, list(_REGIONS.values()).index(region))
         groups.setdefault(group, []).append((list(_SUBJECTS).index(subject), f"{_SUBJECTS[subject]} {value:.2f}"))
     return {group: [text for _, text in sorted(parts)] for group, parts in groups.items()}, rest
 
