@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.cloud_fill import local_fill
-from models.cloudmask import cloud_mask
+from models.cloud_fill import fill_clouds
+from models.cloudmask import cloud_mask, default_bands
 
 CLOUDY_INPUT = "cloudy input"
 NAIVE_FILL = "naive fill"
@@ -60,10 +60,11 @@ def naive_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def local_fill_baseline(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Fill each cloudy pixel from the clear pixels around it (:func:`models.cloud_fill.local_fill`).
+    """Fill each cloudy pixel from the clear pixels around it (:func:`models.cloud_fill.fill_clouds`).
 
     Args:
-        image: (C, H, W) reflectance, 0-1; NaN pixels count as cloud.
+        image: (C, H, W) reflectance, 0-1; NaN pixels count as cloud. A 13- or 12-band Sentinel-2 image is filled
+            without its likely cloud shadows, as a local-fill DB-CR fills it.
         mask: (H, W) bool, True where cloudy.
 
     Returns:
@@ -73,7 +74,8 @@ def local_fill_baseline(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         raise ValueError(f"mask {mask.shape} does not match image {image.shape}")
     holes = mask.astype(bool) | np.isnan(image).any(axis=0)
     values = torch.from_numpy(np.nan_to_num(image).astype(np.float32))[None]
-    filled = local_fill(values, torch.from_numpy(holes.astype(np.float32))[None, None])[0].numpy()
+    bands = default_bands(image.shape[0]) if image.shape[0] in (12, 13) else ()
+    filled = fill_clouds(values, torch.from_numpy(holes.astype(np.float32))[None, None], bands)[0].numpy()
     return np.where(holes[None], filled, image).astype(image.dtype)
 
 

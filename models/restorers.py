@@ -81,7 +81,7 @@ def dbcr_restorer(
             y = optical.clamp(0.0, MAX_REFLECTANCE)
             if card.bridge_start == "local_fill":
                 clouds, background = fill_inputs(y, card, origins, mask, scene, cloud_threshold)
-                y, sar = filled_start(y, sar, clouds, background)
+                y, sar = filled_start(y, sar, clouds, card.optical_bands, background)
             return sample_bridge(denoise, y, steps, sar, callback)
 
     return restore
@@ -161,7 +161,7 @@ def diffcr_prior_condition(
     """
     clouds = date_clouds(dates, given, bands, first, threshold)
     present = torch.arange(dates.shape[1], device=dates.device) < given
-    prior = temporal_fill(dates, clouds, present.expand(dates.shape[0], -1))
+    prior = temporal_fill(dates, clouds, present.expand(dates.shape[0], -1), bands=bands)
     cond = torch.cat([dates * 2 - 1, clouds], dim=2).flatten(1, 2)
     return cond, prior.clamp(0.0, MAX_REFLECTANCE) * 2 - 1
 

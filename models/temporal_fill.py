@@ -4,7 +4,7 @@
 clear pixels, each date first matched to the first date's radiometry (:func:`match_radiometry`: per tile and band,
 a gain and offset fitted by least squares on the pixels clear in both), several usable dates combined per pixel
 (:data:`COMBINES`; by default the first usable one in date order). Pixels cloudy on every date take
-:func:`models.cloud_fill.local_fill` of what is filled so far.
+:func:`models.cloud_fill.fill_clouds` of what is filled so far (their likely shadows left out for Sentinel-2).
 
 Dates of another season differ in brightness (sun, phenology, haze) and locally (a field harvested, a shadow); the
 matching is what lets a later date stand in under the cloud without showing its edge. Shapes: dates (B, T, C, H, W)
@@ -14,10 +14,12 @@ cloudy everywhere).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
-from models.cloud_fill import local_fill
+from models.cloud_fill import fill_clouds, local_fill
 
 # How dates usable at one pixel are combined: their mean, the first of them in date order, or their median (equal to
 # the mean for one or two usable dates, i.e. for every model of at most three dates).
@@ -106,6 +108,7 @@ def temporal_fill(
     present: Tensor | None = None,
     combine: str = DEFAULT_COMBINE,
     matching: str = DEFAULT_MATCHING,
+    bands: Sequence[str] = (),
 ) -> Tensor:
     """The first date with its clouds filled from the other dates, then from the clear ground around them.
 
@@ -115,6 +118,8 @@ def temporal_fill(
         present: (B, T) bool, which dates exist; None: all. A missing date is never used.
         combine: one of :data:`COMBINES`.
         matching: one of :data:`MATCHINGS`.
+        bands: the dates' band names; with Sentinel-2's, the fill from the clear ground around a cloud leaves out its
+            likely shadow (:func:`models.cloud_fill.fill_clouds`).
 
     Returns:
         (B, C, H, W): date 0 bit for bit where it is clear; under its clouds, the other dates' matched clear pixels
@@ -146,4 +151,4 @@ def temporal_fill(
         first_clear = first_clear | usable.any(dim=1)
     # Cloudy on every date: the fill from the ground filled so far (the image as it is where nothing is clear).
     holes = (~first_clear).to(dates.dtype)
-    return torch.where(first_clear, result, local_fill(torch.where(first_clear, result, first), holes))
+    return torch.where(first_clear, result, fill_clouds(torch.where(first_clear, result, first), holes, bands))

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.card import S2_L1C_BANDS, SAR_MISSING, ModelCard
-from models.cloud_fill import filled_start, local_fill, tile_cloud_mask
+from models.cloud_fill import fill_clouds, filled_start, tile_cloud_mask
 from models.cloudmask import DEFAULT_THRESHOLD
 from models.datasets.real_pairs import RealPair
 from models.keep_clear import fill_clouds_only
@@ -180,7 +180,9 @@ def evaluate_filled(
             masks = mask[:, None].to(cloudy.dtype)
             output = fill_clouds_only(restore, cloudy, sar, [(0, 0)] * len(cloudy), masks)
             scores |= _scores(prefix, output, cloudy, clear, mask)
-            scores[f"{prefix}psnr_local_fill_cloud"] = region_psnr(local_fill(cloudy, masks), clear, mask)
+            scores[f"{prefix}psnr_local_fill_cloud"] = region_psnr(
+                fill_clouds(cloudy, masks, S2_L1C_BANDS), clear, mask
+            )
     network.train()
     cloud_scores = [scores[k] for k in ("psnr_output_cloud", "real_psnr_output_cloud") if k in scores]
     scores["score"] = float(np.nanmean(cloud_scores))
@@ -237,7 +239,7 @@ def training_step(
     start, clouds = cloudy, None
     if bridge_start == "local_fill":
         clouds = tile_cloud_mask(cloudy, S2_L1C_BANDS, DEFAULT_THRESHOLD)
-        start, sar = filled_start(cloudy, sar, clouds)
+        start, sar = filled_start(cloudy, sar, clouds, S2_L1C_BANDS)
     x_t = bridge_state(clear, start, alphas[t])
     prediction = network(x_t, t.float(), sar)
     if clouds is not None:

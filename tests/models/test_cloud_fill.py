@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.cloud_fill import SceneFill, filled_start, local_fill, scene_fill
+from models.card import S2_L1C_BANDS
+from models.cloud_fill import SHADOW_REACH, SceneFill, fill_clouds, filled_start, local_fill, scene_fill, shadow_like
 
 
 def _two_fields(size: int = 64) -> torch.Tensor:
@@ -99,3 +100,35 @@ def test_scene_fill_fills_the_coarse_clouds():
     mask[2:5, 2:5] = True
     fill = scene_fill(np.where(mask, np.float32(0.9), coarse), mask, (4.0, 4.0))
     assert np.allclose(fill.coarse, 0.2, atol=1e-6) and fill.factor == (4.0, 4.0)
+
+
+def _cloud_beside_its_shadow(height: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, 13, height, 96) ground at 0.3 with a cloud (mask) at rows 40-56 and its dark shadow just below it."""
+    image = torch.full((1, 13, height, 96), 0.3)
+    mask = torch.zeros(1, 1, height, 96)
+    mask[..., 40:56, 40:56] = 1
+    image[..., 56:72, 40:56] = 0.05  # the shadow, darker than 0.6 x the clear median in every band
+    return image, mask
+
+
+def test_a_shadow_beside_its_cloud_is_kept_but_not_filled_from():
+    image, mask = _cloud_beside_its_shadow()
+    shadows = shadow_like(image, mask, S2_L1C_BANDS)
+    assert shadows is not None
+    assert bool((shadows[..., 56:72, 40:56] == 1).all()) and int(shadows.sum()) == 16 * 16
+    filled = fill_clouds(image, mask, S2_L1C_BANDS)
+    assert torch.allclose(filled[..., 40:56, 40:56], torch.tensor(0.3), atol=1e-5)  # the ground's, not the shadow's
+    assert torch.equal(filled[mask.expand_as(image) == 0], image[mask.expand_as(image) == 0])
+    assert local_fill(image, mask)[..., 40:56, 40:56].min() < 0.25  # the plain fill takes the shadow in
+
+
+def test_dark_ground_away_from_clouds_and_rgb_images_single_nothing_out():
+    image, mask = _cloud_beside_its_shadow(height=160)
+    image[..., 56:72, 40:56] = 0.3
+    image[..., 56 + SHADOW_REACH :, :] = 0.05  # a dark field just out of the clouds' reach
+    shadows = shadow_like(image, mask, S2_L1C_BANDS)
+    assert shadows is not None and int(shadows.sum()) == 0
+    image[..., 56 + SHADOW_REACH - 1, 40] = 0.05  # one dark pixel within reach is singled out
+    assert int(shadow_like(image, mask, S2_L1C_BANDS).sum()) == 1
+    assert shadow_like(image[:, :3], mask, ("B4", "B3", "B2")) is None
+    torch.testing.assert_close(fill_clouds(image[:, :3], mask, ("B4", "B3", "B2")), local_fill(image[:, :3], mask))

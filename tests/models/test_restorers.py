@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from models.card import ModelCard
-from models.cloud_fill import local_fill, tile_cloud_mask
+from models.cloud_fill import fill_clouds, local_fill, tile_cloud_mask
 from models.networks.dbcr import DBCRConfig, DBCRNet
 from models.networks.de import DEConfig, DENet
 from models.networks.de_reference import DEReferenceConfig, DEReferenceNet
@@ -159,7 +159,7 @@ def test_a_fresh_local_fill_dbcr_returns_the_local_fill_of_the_given_mask():
     mask = torch.zeros(1, 1, 32, 32)
     mask[..., 4:12, 4:12] = 1
     out = make_restorer(network, card, 1)(optical, sar, [(0, 0)], mask=mask)
-    assert torch.allclose(out, local_fill(optical, mask), atol=1e-6)
+    assert torch.allclose(out, fill_clouds(optical, mask, card.optical_bands), atol=1e-6)
     assert not torch.allclose(out, optical)
 
 
@@ -170,7 +170,7 @@ def test_a_local_fill_dbcr_finds_the_clouds_itself_without_a_mask():
     found = tile_cloud_mask(optical, card.optical_bands, 0.4)
     assert found.any()
     out = make_restorer(network, card, 1)(optical, sar, [(0, 0)])
-    assert torch.allclose(out, local_fill(optical, found), atol=1e-6)
+    assert torch.allclose(out, fill_clouds(optical, found, card.optical_bands), atol=1e-6)
 
 
 def test_cards_refuse_an_unknown_bridge_start():
