@@ -23,6 +23,7 @@ from backend.errors import BadInputError, CancelledError, ModelError
 from backend.job import Job, algorithm_label
 from backend.pass_outputs import CloudTally, PassOutputs, PassWriters, open_pass_writers, tile_change
 from backend.raster_io import Grid
+from backend.read_ahead import read_ahead
 from backend.sar import SarSource
 from backend.tiling import Tile, blend_weight, count_tiles, pad_to_tile, tile_batches
 from backend.writer import StripeWriter, block_for_step, open_output
@@ -108,11 +109,16 @@ def run_removal(
             restore, card, grid, overlap, device, writer, extras, passes, tiles_clouds, read_bands, blocks
         )  # fmt: skip
         skipped = done = 0
-        # Batches are cut as the run reaches them: nothing here grows with the raster's height.
-        for batch, next_row in tile_batches(grid.height, grid.width, tile_size, overlap, job.batch):
+        # Batches are cut as the run reaches them: nothing here grows with the raster's height. The next batch is
+        # read while this one is restored; closed before the inputs are, so no read outlives them.
+        batches = tile_batches(grid.height, grid.width, tile_size, overlap, job.batch)
+        read = stack.enter_context(
+            contextlib.closing(read_ahead(batches, lambda item: read_batch(item[0], dates, sar)))
+        )
+        for (batch, next_row), kept in read:
             if stop():
                 raise CancelledError()
-            skipped += batch_run.run(batch, dates, sar)
+            skipped += batch_run.run(batch, kept)
             done += len(batch)
             writer.release(next_row)
             passes.release(next_row)
@@ -166,6 +172,22 @@ def _open_sar(job: Job, card: ModelCard, grid: Grid, label: str) -> SarSource | 
     return SarSource(job.sar, grid, card.sar_bands, card.sar_db_ranges, job.sar_scale, job.sar_bands, label)
 
 
+# A tile as read: the tile, its reflectance (C, h, w), its valid pixels (h, w) and its radar (S, h, w) or None.
+ReadTile = tuple[Tile, np.ndarray, np.ndarray, np.ndarray | None]
+
+
+def read_batch(batch: list[Tile], optical: OpticalDates, sar: SarSource | None) -> list[ReadTile]:
+    """Read one batch's tiles, leaving out those without a valid pixel (the writer leaves them nodata)."""
+    kept: list[ReadTile] = []
+    for tile in batch:
+        reflectance, valid = optical.read(tile.window)
+        if not valid.any():
+            continue
+        sar_tile = sar.read(tile.window)[0] if sar is not None else None
+        kept.append((tile, reflectance, valid, sar_tile))
+    return kept
+
+
 @dataclass
 class BatchRun:
     """One batch's way through the network: what it needs besides the tiles, fixed for the whole run."""
@@ -184,23 +206,14 @@ class BatchRun:
     mask_seconds: float = 0.0  # spent finding the tiles' clouds (s2cloudless), reported beside the network's
     restore_seconds: float = 0.0  # spent in the restorer (bridge start, sampler, network): what the pipeline wraps
 
-    def run(self, batch: list[Tile], optical: OpticalDates, sar: SarSource | None) -> int:
-        """Read, restore and blend one batch; return how many tiles were skipped for having no valid pixel."""
-        kept: list[tuple[Tile, np.ndarray, np.ndarray, np.ndarray | None]] = []
-        for tile in batch:
-            reflectance, valid = optical.read(tile.window)
-            if not valid.any():
-                continue  # all nodata: nothing to restore, the writer leaves it nodata
-            sar_tile = sar.read(tile.window)[0] if sar is not None else None
-            kept.append((tile, reflectance, valid, sar_tile))
+    def run(self, batch: list[Tile], kept: list[ReadTile]) -> int:
+        """Restore and blend one batch read by :func:`read_batch`; return how many tiles had no valid pixel."""
         if not kept:
             return len(batch)
         size = batch[0].size
         optical_in = torch.from_numpy(np.stack([pad_to_tile(item[1], size) for item in kept])).to(self.device)
-        sar_in = None
-        if sar is not None:
-            sar_tiles = [pad_to_tile(item[3], size) for item in kept if item[3] is not None]
-            sar_in = torch.from_numpy(np.stack(sar_tiles)).to(self.device)
+        sar_tiles = [pad_to_tile(item[3], size) for item in kept if item[3] is not None]
+        sar_in = torch.from_numpy(np.stack(sar_tiles)).to(self.device) if sar_tiles else None
         tiles = [item[0] for item in kept]
         masks = None
         if self.extras.needs_clouds:
