@@ -110,19 +110,18 @@ def run_removal(
         )  # fmt: skip
         skipped = done = 0
         # Batches are cut as the run reaches them: nothing here grows with the raster's height. The next batch is
-        # read while this one is restored; closed before the inputs are, so no read outlives them.
+        # read and its clouds found while this one is restored; closed before the inputs are, so no read outlives them.
         batches = tile_batches(grid.height, grid.width, tile_size, overlap, job.batch)
-        read = stack.enter_context(
-            contextlib.closing(read_ahead(batches, lambda item: read_batch(item[0], dates, sar)))
+        ready = stack.enter_context(
+            contextlib.closing(read_ahead(batches, lambda item: batch_run.read(item[0], dates, sar)))
         )
-        for (batch, next_row), kept in read:
+        for (batch, next_row), read in ready:
             if stop():
                 raise CancelledError()
-            skipped += batch_run.run(batch, kept)
+            skipped += batch_run.run(read)
             done += len(batch)
             writer.release(next_row)
             passes.release(next_row)
-            blocks.release(next_row)
             if progress:
                 progress(done, total)
         writer.finish()
@@ -172,25 +171,34 @@ def _open_sar(job: Job, card: ModelCard, grid: Grid, label: str) -> SarSource | 
     return SarSource(job.sar, grid, card.sar_bands, card.sar_db_ranges, job.sar_scale, job.sar_bands, label)
 
 
-# A tile as read: the tile, its reflectance (C, h, w), its valid pixels (h, w) and its radar (S, h, w) or None.
-ReadTile = tuple[Tile, np.ndarray, np.ndarray, np.ndarray | None]
+@dataclass(frozen=True)
+class ReadBatch:
+    """A batch as :meth:`BatchRun.read` hands it over: its tiles with a valid pixel, stacked, with their clouds.
 
+    Attributes:
+        batch: every tile of the batch.
+        tiles: those with a valid pixel (the writer leaves the others nodata).
+        valid: each kept tile's valid pixels, (h, w) bool.
+        optical: (B, C, T, T) reflectance on the run's device, tiles padded; None when no tile was kept.
+        sar: (B, S, T, T) radar, or None.
+        masks: (B, 1, T, T) clouds, 1 = cloud, when the pass needs them, else None.
+    """
 
-def read_batch(batch: list[Tile], optical: OpticalDates, sar: SarSource | None) -> list[ReadTile]:
-    """Read one batch's tiles, leaving out those without a valid pixel (the writer leaves them nodata)."""
-    kept: list[ReadTile] = []
-    for tile in batch:
-        reflectance, valid = optical.read(tile.window)
-        if not valid.any():
-            continue
-        sar_tile = sar.read(tile.window)[0] if sar is not None else None
-        kept.append((tile, reflectance, valid, sar_tile))
-    return kept
+    batch: list[Tile]
+    tiles: list[Tile]
+    valid: list[np.ndarray]
+    optical: torch.Tensor | None
+    sar: torch.Tensor | None
+    masks: torch.Tensor | None
 
 
 @dataclass
 class BatchRun:
-    """One batch's way through the network: what it needs besides the tiles, fixed for the whole run."""
+    """One batch's way through the network: what it needs besides the tiles, fixed for the whole run.
+
+    :meth:`read` runs on the reading thread (``backend.read_ahead``), one batch ahead of :meth:`run`; it alone
+    touches the input rasters and the scene's classified blocks.
+    """
 
     restore: Restorer
     card: ModelCard
@@ -206,24 +214,37 @@ class BatchRun:
     mask_seconds: float = 0.0  # spent finding the tiles' clouds (s2cloudless), reported beside the network's
     restore_seconds: float = 0.0  # spent in the restorer (bridge start, sampler, network): what the pipeline wraps
 
-    def run(self, batch: list[Tile], kept: list[ReadTile]) -> int:
-        """Restore and blend one batch read by :func:`read_batch`; return how many tiles had no valid pixel."""
+    def read(self, batch: list[Tile], optical: OpticalDates, sar: SarSource | None) -> ReadBatch:
+        """Read one batch's tiles and find their clouds."""
+        kept: list[tuple[Tile, np.ndarray, np.ndarray, np.ndarray | None]] = []
+        for tile in batch:
+            reflectance, valid = optical.read(tile.window)
+            if valid.any():
+                kept.append((tile, reflectance, valid, sar.read(tile.window)[0] if sar is not None else None))
+        tiles, valid_pixels = [item[0] for item in kept], [item[2] for item in kept]
         if not kept:
-            return len(batch)
+            return ReadBatch(batch, tiles, valid_pixels, None, None, None)
         size = batch[0].size
         optical_in = torch.from_numpy(np.stack([pad_to_tile(item[1], size) for item in kept])).to(self.device)
         sar_tiles = [pad_to_tile(item[3], size) for item in kept if item[3] is not None]
         sar_in = torch.from_numpy(np.stack(sar_tiles)).to(self.device) if sar_tiles else None
-        tiles = [item[0] for item in kept]
         masks = None
         if self.extras.needs_clouds:
             clock = time.perf_counter()
+            self.blocks.release(batch[0].row)  # no tile from this batch on reaches the block rows above it
             masks = self.extras.tile_masks(optical_in, tiles, self.blocks)
             self.mask_seconds += time.perf_counter() - clock
-        restored = self._restore(optical_in, sar_in, tiles, masks)
-        inputs = optical_in.detach().float().cpu().numpy() if self.passes.change is not None else None
+        return ReadBatch(batch, tiles, valid_pixels, optical_in, sar_in, masks)
+
+    def run(self, read: ReadBatch) -> int:
+        """Restore and blend one batch from :meth:`read`; return how many tiles had no valid pixel."""
+        if read.optical is None:
+            return len(read.batch)
+        masks = read.masks
+        restored = self._restore(read.optical, read.sar, read.tiles, masks)
+        inputs = read.optical.detach().float().cpu().numpy() if self.passes.change is not None else None
         mask_values = masks.detach().float().cpu().numpy() if masks is not None else None
-        for index, (tile, _, valid, _) in enumerate(kept):
+        for index, (tile, valid) in enumerate(zip(read.tiles, read.valid, strict=True)):
             weight = blend_weight(tile, self.grid.height, self.grid.width, self.overlap) * valid
             values = restored[index, :, : tile.height, : tile.width]
             self.writer.add(tile, values, weight)
@@ -236,7 +257,7 @@ class BatchRun:
                 before = inputs[index, :, : tile.height, : tile.width]
                 change = tile_change(values, before, self.read_bands)
             self.passes.add(tile, weight, mask, change)
-        return len(batch) - len(kept)
+        return len(read.batch) - len(read.tiles)
 
     def _restore(
         self, optical: torch.Tensor, sar: torch.Tensor | None, tiles: list[Tile], masks: torch.Tensor | None

@@ -1,7 +1,8 @@
 """Read the next batch of tiles on a second thread while the current one goes through the network.
 
-Reading a tile is GDAL's work (decompression, warping), which runs without Python's lock, as do torch's and ONNX
-Runtime's kernels; so on a machine with a free core the reading of batch n + 1 hides behind the network's work on
+The pipeline reads a batch and finds its clouds there. Reading a tile is GDAL's work (decompression, warping) and
+finding its clouds mostly LightGBM's (s2cloudless); both run without Python's lock, as do torch's and ONNX
+Runtime's kernels. So on a machine with a free core that work on batch n + 1 hides behind the network's work on
 batch n. One batch is read ahead, no more: what is held does not grow with the raster. Only the reading thread
 touches the input datasets while the run goes on, so no GDAL dataset is shared between threads.
 """
