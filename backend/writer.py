@@ -6,7 +6,8 @@ width), encodes every row that no later tile can touch into the output's dtype, 
 whole row of output blocks. With blocks as tall as the tiles' step (:func:`block_for_step`), each row of tiles
 finishes one row of blocks, written at once. Peak memory therefore depends on the raster's width, the tile and the
 block size, never on its height. Rows are written in whole output blocks, so each compressed GeoTIFF block is
-written exactly once (rewriting one relocates it and bloats the file).
+written exactly once (rewriting one relocates it and bloats the file). The writes themselves (GDAL's compression
+and the file's I/O) run on a thread of their own, one row of blocks at a time, beside the network's next batch.
 
 :func:`open_output` writes to ``protocol.partial_path(output)`` and renames it to ``output`` only when the block
 exits normally, so a failed or cancelled run never leaves a half file under the output name.
@@ -20,6 +21,7 @@ import os
 import shutil
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -131,11 +133,13 @@ def open_output(
         if tags:
             dataset.update_tags(**tags)
         yield dataset
+        stop_background_writes(dataset, raise_errors=True)
         dataset.close()
         os.replace(partial, output)
     except BaseException as error:
         # Measured before the partial file goes: removing it frees the space that ran out.
         failure = output_error(output, error) if isinstance(error, (RasterioError, OSError)) else None
+        stop_background_writes(dataset)
         with contextlib.suppress(RasterioError, OSError):
             dataset.close()  # flushing a full disk fails again; the file goes all the same
         with contextlib.suppress(FileNotFoundError):
@@ -174,6 +178,68 @@ def is_disk_full(error: BaseException, folder: str) -> bool:
         return False
 
 
+# One write of a row of blocks: the values (bands, h, w), their window, and the per-dataset mask (h, w) or None.
+BlockWrite = tuple[np.ndarray, Window, np.ndarray | None]
+
+
+class BackgroundWrites:
+    """A dataset's writes on a thread of their own, one job (a row of blocks) in flight at a time.
+
+    Only that thread writes to the dataset while the run goes on. A write's error (a full disk) is raised in the
+    caller's thread by the next :meth:`submit` or by :meth:`wait`. Closing a dataset while a write is in flight
+    would crash GDAL, so :func:`open_output` closes the dataset's writing threads (:func:`stop_background_writes`)
+    before it closes the dataset, however its block ends.
+    """
+
+    def __init__(self, dataset: DatasetWriter) -> None:
+        self.dataset = dataset
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer")
+        self._job: Future[None] | None = None
+        _WRITING.setdefault(id(dataset), []).append(self)
+
+    def submit(self, writes: list[BlockWrite]) -> None:
+        """Wait for the job in flight, then start writing ``writes`` (arrays the caller no longer changes)."""
+        self.wait()
+        self._job = self._thread.submit(self._write, writes)
+
+    def wait(self) -> None:
+        """Wait for the job in flight; raise its error, if any."""
+        job, self._job = self._job, None
+        if job is not None:
+            job.result()
+
+    def close(self) -> None:
+        """Wait for the job in flight without raising (the run is ending anyway) and stop the thread."""
+        with contextlib.suppress(Exception):
+            self.wait()
+        self._thread.shutdown(wait=True)
+        writing = _WRITING.get(id(self.dataset), [])
+        if self in writing:
+            writing.remove(self)
+
+    def _write(self, writes: list[BlockWrite]) -> None:
+        for values, window, mask in writes:
+            self.dataset.write(values, window=window)
+            if mask is not None:
+                self.dataset.write_mask(mask, window=window)
+
+
+# id(dataset) -> the writing threads of a dataset still open, for open_output to stop before it closes it.
+_WRITING: dict[int, list[BackgroundWrites]] = {}
+
+
+def stop_background_writes(dataset: DatasetWriter, raise_errors: bool = False) -> None:
+    """Wait for and stop every writing thread of ``dataset`` (see :class:`BackgroundWrites`).
+
+    With ``raise_errors`` a failed write in flight is raised (and the threads stay for a second call to stop).
+    """
+    if raise_errors:
+        for writes in _WRITING.get(id(dataset), []):
+            writes.wait()
+    for writes in list(_WRITING.pop(id(dataset), [])):
+        writes.close()
+
+
 class StripeWriter:
     """Blends weighted tiles into a stripe of rows and streams finished rows to a dataset.
 
@@ -190,6 +256,9 @@ class StripeWriter:
             further.
         encode: turns blended values and validity into the output's bands and dtype.
         write_mask: also write a per-dataset mask (for inputs whose nodata is a mask, not a value).
+
+    The writes go through :class:`BackgroundWrites`; :func:`open_output` waits for them before it closes the
+    dataset, and :meth:`finish` waits for the last one.
     """
 
     def __init__(
@@ -210,6 +279,7 @@ class StripeWriter:
         self._pending: np.ndarray | None = None
         self._pending_mask: np.ndarray | None = None
         self._pending_rows = 0
+        self._writes = BackgroundWrites(dataset)
 
     @property
     def buffer_shape(self) -> tuple[int, int, int]:
@@ -255,8 +325,13 @@ class StripeWriter:
             final -= rows
 
     def finish(self) -> None:
-        """Write all remaining rows."""
+        """Write all remaining rows and wait until they are written."""
         self.release(self.height)
+        self._writes.wait()
+
+    def close(self) -> None:
+        """Stop the writing thread once its last write is done (call before closing the dataset)."""
+        self._writes.close()
 
     def _finish_rows(self, rows: int) -> None:
         """Encode the first ``rows`` rows of the float buffer and shift the buffer up.
@@ -265,6 +340,8 @@ class StripeWriter:
         others wait in the pending rows until their row of blocks is whole.
         """
         whole = self._pending_rows == 0 and (rows == self.block or self.top + rows == self.height)
+        self._writes.wait()  # the pending rows' buffer may still be on its way to the file
+        writes: list[BlockWrite] = []
         for left in range(0, self.width, self.block_width):
             # One block column at a time: the division and the encoder's temporaries stay a block big.
             cols = slice(left, min(left + self.block_width, self.width))
@@ -273,9 +350,7 @@ class StripeWriter:
             encoded = self.encode(self._sum[:, :rows, cols] / np.where(valid, weight, 1.0), valid)
             if whole:
                 window = Window(left, self.top, cols.stop - left, rows)
-                self.dataset.write(encoded, window=window)
-                if self.write_mask:
-                    self.dataset.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
+                writes.append((encoded, window, np.where(valid, 255, 0).astype(np.uint8) if self.write_mask else None))
                 continue
             if self._pending is None:
                 self._pending = np.empty((encoded.shape[0], self.block, self.width), dtype=encoded.dtype)
@@ -293,9 +368,11 @@ class StripeWriter:
         self._weight[:keep] = self._weight[rows : rows + keep]
         self._weight[keep:] = 0.0
         self._used = keep
-        self.top += rows
         if whole:
+            self._writes.submit(writes)
+            self.top += rows
             return
+        self.top += rows
         self._pending_rows += rows
         if self._pending_rows == self.block or self.top == self.height:
             self._write_pending()
@@ -304,7 +381,6 @@ class StripeWriter:
         assert self._pending is not None
         rows = self._pending_rows
         window = Window(0, self.top - rows, self.width, rows)
-        self.dataset.write(self._pending[:, :rows], window=window)
-        if self._pending_mask is not None:
-            self.dataset.write_mask(self._pending_mask[:rows], window=window)
+        mask = self._pending_mask[:rows] if self._pending_mask is not None else None
+        self._writes.submit([(self._pending[:, :rows], window, mask)])  # the buffer waits for it before reuse
         self._pending_rows = 0

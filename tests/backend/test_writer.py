@@ -2,6 +2,8 @@ import errno
 import os
 import re
 import shutil
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -237,3 +239,41 @@ def test_blocks_as_tall_as_the_step_are_written_at_once_without_holding_rows():
     np.testing.assert_allclose(out.data, values, rtol=1e-6)
     assert block_for_step(192) == 192 and block_for_step(200) == block_for_step(1024) == 256
     assert writer.buffer_shape == (1, 40, 70)
+
+
+class SlowRecorder(Recorder):
+    """A recorder whose writes take a while, noting the thread they ran on."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.threads = set()
+
+    def write(self, values, window):
+        time.sleep(0.05)
+        self.threads.add(threading.get_ident())
+        super().write(values, window)
+
+
+def test_writes_run_on_their_own_thread_and_finish_waits_for_the_last():
+    values = np.random.default_rng(3).random((1, 150, 70), dtype=np.float32)
+    out = SlowRecorder(150, 70, block_for_step(40 - 8))
+    writer = _write_tiles(out, values, 40, 8)
+    assert out.threads and threading.get_ident() not in out.threads
+    np.testing.assert_allclose(out.data, values, rtol=1e-6)  # every row is in once finish() has returned
+    writer.close()
+
+
+def test_a_failed_write_is_raised_by_the_next_release_and_close_does_not_raise():
+    class Failing(Recorder):
+        def write(self, values, window):
+            raise OSError(errno.EIO, "Input/output error")
+
+    height, width = 96, 32
+    writer = StripeWriter(Failing(height, width, 32), 1, 32, identity_encode)
+    tiles = tile_grid(height, width, 32, 0)
+    writer.add(tiles[0][0], np.ones((1, 32, 32), np.float32), np.ones((32, 32), np.float32))
+    writer.release(32)  # the first row of blocks goes to the writing thread, which fails
+    writer.add(tiles[1][0], np.ones((1, 32, 32), np.float32), np.ones((32, 32), np.float32))
+    with pytest.raises(OSError, match="Input/output error"):
+        writer.release(64)
+    writer.close()
