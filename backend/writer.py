@@ -213,9 +213,6 @@ class BackgroundWrites:
         with contextlib.suppress(Exception):
             self.wait()
         self._thread.shutdown(wait=True)
-        writing = _WRITING.get(id(self.dataset), [])
-        if self in writing:
-            writing.remove(self)
 
     def _write(self, writes: list[BlockWrite]) -> None:
         for values, window, mask in writes:
@@ -329,10 +326,6 @@ class StripeWriter:
         self.release(self.height)
         self._writes.wait()
 
-    def close(self) -> None:
-        """Stop the writing thread once its last write is done (call before closing the dataset)."""
-        self._writes.close()
-
     def _finish_rows(self, rows: int) -> None:
         """Encode the first ``rows`` rows of the float buffer and shift the buffer up.
 
@@ -340,7 +333,8 @@ class StripeWriter:
         others wait in the pending rows until their row of blocks is whole.
         """
         whole = self._pending_rows == 0 and (rows == self.block or self.top + rows == self.height)
-        self._writes.wait()  # the pending rows' buffer may still be on its way to the file
+        # The pending rows' buffer may still be on its way to the file; and one row of blocks in memory at a time.
+        self._writes.wait()
         writes: list[BlockWrite] = []
         for left in range(0, self.width, self.block_width):
             # One block column at a time: the division and the encoder's temporaries stay a block big.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from models.card import S2_L1C_BANDS, S2_L2A_BANDS
 from models.cloud_fill import fill_clouds
 from models.cloudmask import cloud_mask, default_bands
 
@@ -74,7 +75,8 @@ def local_fill_baseline(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         raise ValueError(f"mask {mask.shape} does not match image {image.shape}")
     holes = mask.astype(bool) | np.isnan(image).any(axis=0)
     values = torch.from_numpy(np.nan_to_num(image).astype(np.float32))[None]
-    bands = default_bands(image.shape[0]) if image.shape[0] in (12, 13) else ()
+    sentinel2 = image.shape[0] in (len(S2_L1C_BANDS), len(S2_L2A_BANDS))
+    bands = default_bands(image.shape[0]) if sentinel2 else ()
     filled = fill_clouds(values, torch.from_numpy(holes.astype(np.float32))[None, None], bands)[0].numpy()
     return np.where(holes[None], filled, image).astype(image.dtype)
 

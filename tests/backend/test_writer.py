@@ -257,13 +257,12 @@ class SlowRecorder(Recorder):
 def test_writes_run_on_their_own_thread_and_finish_waits_for_the_last():
     values = np.random.default_rng(3).random((1, 150, 70), dtype=np.float32)
     out = SlowRecorder(150, 70, block_for_step(40 - 8))
-    writer = _write_tiles(out, values, 40, 8)
+    _write_tiles(out, values, 40, 8)
     assert out.threads and threading.get_ident() not in out.threads
     np.testing.assert_allclose(out.data, values, rtol=1e-6)  # every row is in once finish() has returned
-    writer.close()
 
 
-def test_a_failed_write_is_raised_by_the_next_release_and_close_does_not_raise():
+def test_a_failed_write_is_raised_by_the_next_release():
     class Failing(Recorder):
         def write(self, values, window):
             raise OSError(errno.EIO, "Input/output error")
@@ -276,4 +275,3 @@ def test_a_failed_write_is_raised_by_the_next_release_and_close_does_not_raise()
     writer.add(tiles[1][0], np.ones((1, 32, 32), np.float32), np.ones((32, 32), np.float32))
     with pytest.raises(OSError, match="Input/output error"):
         writer.release(64)
-    writer.close()
